@@ -1,0 +1,23 @@
+// The contract between a Raft group and the application state it replicates (src/inode, src/txn).
+// The driver calls apply() exactly once per committed Normal entry, in log order, on every member.
+import type { Entry } from './types.js';
+
+export interface StateMachine<Result = unknown> {
+  /**
+   * Apply one committed entry. Must be deterministic: every member applying the same entries in
+   * the same order reaches the same state and returns the same result. An empty `entry.data` is a
+   * leader's no-op and must only advance the applied index. The returned value resolves the
+   * proposer's promise on the node that proposed it.
+   */
+  apply(entry: Entry): Promise<Result> | Result;
+  /**
+   * The highest index whose effects are durable in the state machine's own storage. After a
+   * restart, the driver replays the log from appliedIndex() + 1. A purely in-memory state machine
+   * returns the index of the last restored snapshot (0 at first start).
+   */
+  appliedIndex(): number;
+  /** A full image of the state as of appliedIndex(), for compaction and lagging followers. */
+  snapshot(): Promise<Uint8Array>;
+  /** Replace the whole state with a snapshot image taken at `index`. */
+  restore(data: Uint8Array, index: number): Promise<void>;
+}
