@@ -33,6 +33,8 @@ export interface HardState {
 export interface ConfState {
   voters: NodeId[];
   learners: NodeId[];
+  /** Transport address (host:port) of every voter and learner, keyed by node id. */
+  addresses: Record<number, string>;
 }
 
 export interface SnapshotMeta {
