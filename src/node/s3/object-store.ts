@@ -1,0 +1,93 @@
+// The one interface between tidefs and the bucket it caches. Every S3 call the node makes goes
+// through an ObjectStore; the AWS SDK appears nowhere else. Keys are full object keys (the mount's
+// prefix is already applied). Implementations retry transient faults themselves and surface only
+// StoreError, so callers map failures to errno in one place.
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** The ETag as the server reports it, quotes stripped. */
+  etag: string;
+  mtime: Date;
+  /** User metadata (x-amz-meta-*), lower-case names without the prefix. Only filled by head(). */
+  metadata?: Record<string, string>;
+}
+
+export interface ListPage {
+  objects: ObjectInfo[];
+  /** Common prefixes (with their trailing delimiter) when listing with a delimiter. */
+  prefixes: string[];
+  /** Pass back as `token` to get the next page; absent on the last page. */
+  nextToken?: string;
+}
+
+export interface ListOptions {
+  delimiter?: string;
+  token?: string;
+  /** Page size, at most 1000. */
+  maxKeys?: number;
+  /** List keys after this one (ListObjectsV2 StartAfter). */
+  startAfter?: string;
+}
+
+export interface PutOptions {
+  metadata?: Record<string, string>;
+  contentType?: string;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+export type StoreErrorKind =
+  /** The key does not exist (404 NoSuchKey). */
+  | 'not-found'
+  /** The bucket does not exist. */
+  | 'no-such-bucket'
+  /** Credentials are wrong or lack permission (403, InvalidAccessKeyId, SignatureDoesNotMatch). */
+  | 'access-denied'
+  /** A conditional request failed: the object changed (412 PreconditionFailed). */
+  | 'changed'
+  /** The request itself is invalid (400: key too long, bad range, entity too small...). */
+  | 'invalid'
+  /** Still failing after every retry: 5xx, throttling, timeouts, connection errors. */
+  | 'unavailable';
+
+export class StoreError extends Error {
+  constructor(
+    readonly kind: StoreErrorKind,
+    message: string,
+    readonly key?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export interface ObjectStore {
+  /** A short description for logs and errors, e.g. "s3://bucket/prefix at http://127.0.0.1:7480". */
+  readonly description: string;
+  /** Fails with a StoreError ('no-such-bucket', 'access-denied', 'unavailable') if the bucket cannot be used. */
+  checkAccess(): Promise<void>;
+  /** undefined when the key does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  list(prefix: string, options?: ListOptions): Promise<ListPage>;
+  /**
+   * Bytes [offset, offset + length) of the object (fewer at the end of the object). With `etag`,
+   * fails with kind 'changed' if the object is no longer that version.
+   */
+  getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer>;
+  put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
+  createMultipart(key: string, options?: PutOptions): Promise<string>;
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart>;
+  /** Returns the final object's ETag (fetched with HEAD when the server's reply lacks it). */
+  completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }>;
+  /** Succeeds if the upload is already gone. */
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+  /** Server-side copy of any size (multipart copy above 5 GiB), replacing metadata when given. */
+  copy(sourceKey: string, destKey: string, options?: PutOptions): Promise<{ etag: string }>;
+  /** Succeeds if the key does not exist. */
+  delete(key: string): Promise<void>;
+}
