@@ -1,0 +1,248 @@
+// The sending side of the Raft transport: one gRPC client per peer address. Messages for a peer
+// are queued and sent one batch at a time (everything queued while a Send is in flight goes in the
+// next batch). Snap messages are streamed with SendSnapshot in ~1 MiB chunks. A failed call drops its
+// batch (Raft tolerates loss), tells the driver the peer is unreachable, and pauses that peer with
+// exponential backoff; while a peer is down its queue is bounded and loses its oldest messages.
+//
+// Never blocks the caller and never throws at it: send() only queues.
+import * as grpc from '@grpc/grpc-js';
+import { MessageType, type Message, type NodeId } from '../types.js';
+import { tokenMetadata } from './cluster-token.js';
+import { RAFT_MAX_MESSAGE_BYTES } from './server.js';
+import { SEND_PATH, SEND_SNAPSHOT_PATH, encodeMessageBatch, encodeSnapshotChunk, messageToWire } from './wire.js';
+
+export interface RaftPeersOptions {
+  self: NodeId;
+  token: string;
+  /** The Raft group these messages belong to (must match the receivers'). Default 0. */
+  group?: number;
+  /** A call to `peer` failed: the driver tells the core (reportUnreachable). */
+  onUnreachable(peer: NodeId): void;
+  /** A snapshot stream to `peer` finished: the driver tells the core (reportSnapshot). */
+  onSnapshotSent(peer: NodeId, ok: boolean): void;
+  /** Messages kept per peer while it is busy or down; the oldest are dropped beyond this. Default 10,000. */
+  maxQueuedMessages?: number;
+  /** Bytes of snapshot data per SendSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** First pause after a failed call; doubles per consecutive failure up to maxBackoffMs. Default 20 ms. */
+  initialBackoffMs?: number;
+  /** Default 1,000 ms. */
+  maxBackoffMs?: number;
+  /** Deadline of one Send call. Default 5,000 ms. */
+  sendTimeoutMs?: number;
+}
+
+/** A batch stays under gRPC's default 4 MiB receive limit unless a single message is larger. */
+const BATCH_BYTES = 3 * 1024 * 1024;
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+const identity = (bytes: Buffer): Buffer => bytes;
+
+function approximateBytes(m: Message): number {
+  let bytes = MESSAGE_OVERHEAD_BYTES + m.context.byteLength;
+  for (const entry of m.entries) bytes += entry.data.byteLength + 24;
+  return bytes;
+}
+
+interface Settings {
+  self: NodeId;
+  token: string;
+  group: number;
+  maxQueuedMessages: number;
+  snapshotChunkBytes: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  sendTimeoutMs: number;
+  onUnreachable(peer: NodeId): void;
+  onSnapshotSent(peer: NodeId, ok: boolean): void;
+}
+
+/** Everything about talking to one peer at one address. */
+class PeerLink {
+  private readonly client: grpc.Client;
+  private queue: Message[] = [];
+  private sending = false;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private snapshotCall: grpc.ClientWritableStream<Buffer> | undefined;
+  private closed = false;
+  dropped = 0;
+
+  constructor(
+    readonly id: NodeId,
+    readonly address: string,
+    private readonly settings: Settings,
+  ) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': RAFT_MAX_MESSAGE_BYTES,
+      'grpc.max_receive_message_length': RAFT_MAX_MESSAGE_BYTES,
+      'grpc.initial_reconnect_backoff_ms': settings.initialBackoffMs,
+      'grpc.max_reconnect_backoff_ms': settings.maxBackoffMs,
+      'grpc-node.max_session_memory': 256,
+    });
+  }
+
+  enqueue(m: Message): void {
+    if (this.closed) return;
+    if (m.type === MessageType.Snap) {
+      this.streamSnapshot(m);
+      return;
+    }
+    this.queue.push(m);
+    if (this.queue.length > this.settings.maxQueuedMessages) {
+      const excess = this.queue.length - this.settings.maxQueuedMessages;
+      this.queue.splice(0, excess);
+      this.dropped += excess;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.closed || this.sending || this.retryTimer !== undefined || this.queue.length === 0) return;
+    let bytes = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      bytes += approximateBytes(this.queue[n]!);
+      if (n > 0 && bytes > BATCH_BYTES) break;
+      n++;
+    }
+    const batch = this.queue.splice(0, n);
+    this.sending = true;
+    this.client.makeUnaryRequest(
+      SEND_PATH,
+      identity,
+      identity,
+      encodeMessageBatch(this.settings.group, batch),
+      tokenMetadata(this.settings.token),
+      { deadline: Date.now() + this.settings.sendTimeoutMs },
+      (error) => {
+        this.sending = false;
+        if (this.closed) return;
+        if (error) this.failed();
+        else this.failures = 0;
+        this.pump();
+      },
+    );
+  }
+
+  private failed(): void {
+    this.failures++;
+    this.settings.onUnreachable(this.id);
+    const delay = Math.min(this.settings.initialBackoffMs * 2 ** (this.failures - 1), this.settings.maxBackoffMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, delay);
+  }
+
+  private streamSnapshot(m: Message): void {
+    const data = m.snapshot?.data ?? new Uint8Array(0);
+    const chunkBytes = this.settings.snapshotChunkBytes;
+    this.snapshotCall?.cancel();
+    let finished = false;
+    let wake: (() => void) | undefined;
+    const call = this.client.makeClientStreamRequest<Buffer, Buffer>(
+      SEND_SNAPSHOT_PATH,
+      identity,
+      identity,
+      tokenMetadata(this.settings.token),
+      {},
+      (error) => {
+        finished = true;
+        wake?.();
+        if (this.snapshotCall === call) this.snapshotCall = undefined;
+        if (error) this.settings.onUnreachable(this.id);
+        if (!this.closed) this.settings.onSnapshotSent(this.id, !error);
+      },
+    );
+    this.snapshotCall = call;
+    call.on('drain', () => wake?.());
+    const message = messageToWire(m);
+    const writeAll = async (): Promise<void> => {
+      let offset = 0;
+      do {
+        const piece = data.subarray(offset, offset + chunkBytes);
+        const done = offset + piece.byteLength >= data.byteLength;
+        const chunk = encodeSnapshotChunk({
+          group: this.settings.group,
+          message: offset === 0 ? message : undefined,
+          offset,
+          data: Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength),
+          done,
+        });
+        offset += piece.byteLength;
+        if (!call.write(chunk) && !finished) await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        if (done) break;
+      } while (!finished);
+      if (!finished) call.end();
+    };
+    void writeAll();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.snapshotCall?.cancel();
+    this.queue = [];
+    this.client.close();
+  }
+}
+
+export class RaftPeers {
+  private readonly settings: Settings;
+  private readonly links = new Map<NodeId, PeerLink>();
+
+  constructor(options: RaftPeersOptions) {
+    this.settings = {
+      self: options.self,
+      token: options.token,
+      group: options.group ?? 0,
+      maxQueuedMessages: options.maxQueuedMessages ?? 10_000,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024,
+      initialBackoffMs: options.initialBackoffMs ?? 20,
+      maxBackoffMs: options.maxBackoffMs ?? 1_000,
+      sendTimeoutMs: options.sendTimeoutMs ?? 5_000,
+      onUnreachable: options.onUnreachable,
+      onSnapshotSent: options.onSnapshotSent,
+    };
+  }
+
+  /** Follows the group's membership: opens links to new peers, re-opens moved ones, closes removed ones. */
+  setAddresses(addresses: Record<number, string>): void {
+    for (const [id, link] of this.links) {
+      if (addresses[id] !== link.address) {
+        link.close();
+        this.links.delete(id);
+      }
+    }
+    for (const [key, address] of Object.entries(addresses)) {
+      const id = Number(key) as NodeId;
+      if (id === this.settings.self || this.links.has(id) || !address) continue;
+      this.links.set(id, new PeerLink(id, address, this.settings));
+    }
+  }
+
+  /** Queues messages for their peers. A message to a peer with no known address counts as unreachable. */
+  send(messages: Message[]): void {
+    for (const m of messages) {
+      if (m.to === this.settings.self) continue;
+      const link = this.links.get(m.to);
+      if (link) link.enqueue(m);
+      else if (m.type === MessageType.Snap) this.settings.onSnapshotSent(m.to, false);
+      else this.settings.onUnreachable(m.to);
+    }
+  }
+
+  /** Messages dropped so far because a peer's queue was full (per peer). */
+  droppedMessages(): Record<number, number> {
+    const dropped: Record<number, number> = {};
+    for (const [id, link] of this.links) dropped[id] = link.dropped;
+    return dropped;
+  }
+
+  close(): void {
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
+  }
+}
