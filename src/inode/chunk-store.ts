@@ -1,0 +1,306 @@
+// The chunk files on this node's local disk: one file per (inode, chunk index), holding the bytes
+// written to that chunk and, where it has been fetched, the unmodified bytes of the inode's bucket
+// object ("base"). A small local index (LMDB, not replicated) records which object version each
+// file holds as base, and how big it is, for reads and LRU eviction.
+//
+// Invariant kept by the state machine: a chunk file never holds stale bytes at positions past the
+// file's logical size (those read as zeros), and written positions always hold the written data.
+// Base positions are trusted only while `holds` names the inode's current object ETag.
+//
+// Writes are synchronous (local disk page cache, never a FUSE mount) so that an apply() and a fill
+// can never interleave; reads are asynchronous so that many can be in flight.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Database, RootDatabase } from 'lmdb';
+import type { InodeId } from './types.js';
+
+interface LocalChunk {
+  /** ETag of the object whose bytes the file holds at base positions, '' when none. */
+  holds: string;
+  /** Bytes of the file (its length). */
+  bytes: number;
+}
+
+type LocalChunkKey = [number, number];
+
+interface OpenFile {
+  fd: number;
+  users: number;
+  closing: boolean;
+}
+
+const MAX_OPEN_FILES = 256;
+
+export class ChunkStore {
+  private readonly index: Database<LocalChunk, LocalChunkKey>;
+  private readonly open = new Map<string, OpenFile>();
+  /** Recency order for eviction: Map iteration order is insertion order; a use re-inserts. */
+  private readonly recency = new Map<string, LocalChunkKey>();
+  private used = 0;
+  private readonly unsynced = new Set<string>();
+
+  constructor(
+    readonly dir: string,
+    readonly chunkSize: number,
+    env: RootDatabase,
+  ) {
+    fs.mkdirSync(dir, { recursive: true });
+    this.index = env.openDB({ name: 'local.chunks' });
+    for (const { key, value } of this.index.getRange({})) {
+      this.recency.set(name(key[0], key[1]), [key[0], key[1]]);
+      this.used += value.bytes;
+    }
+  }
+
+  usedBytes(): number {
+    return this.used;
+  }
+
+  /** The object ETag whose bytes this chunk file holds at base positions, if any. */
+  holds(ino: InodeId, chunk: number): string | undefined {
+    const entry = this.index.get([ino, chunk]);
+    return entry && entry.holds !== '' ? entry.holds : undefined;
+  }
+
+  exists(ino: InodeId, chunk: number): boolean {
+    return this.index.doesExist([ino, chunk]);
+  }
+
+  /** Write `data` at `offset` within the chunk. */
+  writeSync(ino: InodeId, chunk: number, offset: number, data: Uint8Array): void {
+    const file = this.acquire(ino, chunk, true);
+    try {
+      writeFully(file.fd, data, offset);
+    } finally {
+      this.release(ino, chunk, file);
+    }
+    const entry = this.index.get([ino, chunk]) ?? { holds: '', bytes: 0 };
+    const end = offset + data.length;
+    if (end > entry.bytes) {
+      this.used += end - entry.bytes;
+      entry.bytes = end;
+    }
+    this.index.putSync([ino, chunk], entry);
+    this.touch(ino, chunk);
+    this.unsynced.add(name(ino, chunk));
+  }
+
+  /**
+   * Write base bytes of object `etag` into the given gaps ([start, end) pairs within the chunk;
+   * `data` is the base content from chunk offset 0) and record that the file holds that version.
+   */
+  fillSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array, gaps: readonly number[]): void {
+    const entry = this.index.get([ino, chunk]) ?? { holds: '', bytes: 0 };
+    entry.holds = '';
+    this.index.putSync([ino, chunk], entry);
+    const file = this.acquire(ino, chunk, true);
+    try {
+      for (let i = 0; i < gaps.length; i += 2) {
+        const start = gaps[i]!;
+        const end = Math.min(gaps[i + 1]!, data.length);
+        if (end > start) writeFully(file.fd, data.subarray(start, end), start);
+      }
+    } finally {
+      this.release(ino, chunk, file);
+    }
+    const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
+    if (end > entry.bytes) {
+      this.used += end - entry.bytes;
+      entry.bytes = end;
+    }
+    entry.holds = etag;
+    this.index.putSync([ino, chunk], entry);
+    this.touch(ino, chunk);
+    this.unsynced.add(name(ino, chunk));
+  }
+
+  /** Replace the whole chunk file with clean bytes of object `etag`. */
+  installSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array): void {
+    this.truncateSync(ino, chunk, 0);
+    this.fillSync(ino, chunk, etag, data, [0, data.length]);
+  }
+
+  /** Record that the file now holds base bytes of `etag` (after a flush made it the object's content). */
+  rebaseSync(ino: InodeId, chunk: number, etag: string): void {
+    const entry = this.index.get([ino, chunk]);
+    if (!entry) return;
+    entry.holds = etag;
+    this.index.putSync([ino, chunk], entry);
+  }
+
+  /** Forget any base bytes the file holds (they are no longer trustworthy). */
+  disownSync(ino: InodeId, chunk: number): void {
+    const entry = this.index.get([ino, chunk]);
+    if (!entry || entry.holds === '') return;
+    entry.holds = '';
+    this.index.putSync([ino, chunk], entry);
+  }
+
+  /** Cut the chunk file to `length` bytes (no-op when it is shorter or absent). */
+  truncateSync(ino: InodeId, chunk: number, length: number): void {
+    const entry = this.index.get([ino, chunk]);
+    if (!entry || entry.bytes <= length) return;
+    fs.truncateSync(this.pathOf(ino, chunk), length);
+    this.used -= entry.bytes - length;
+    entry.bytes = length;
+    this.index.putSync([ino, chunk], entry);
+  }
+
+  removeSync(ino: InodeId, chunk: number): void {
+    const entry = this.index.get([ino, chunk]);
+    if (!entry) return;
+    this.closeFile(name(ino, chunk));
+    fs.rmSync(this.pathOf(ino, chunk), { force: true });
+    this.used -= entry.bytes;
+    this.index.removeSync([ino, chunk]);
+    this.recency.delete(name(ino, chunk));
+    this.unsynced.delete(name(ino, chunk));
+  }
+
+  /** Chunk indexes of the inode that have a local file, ascending. */
+  chunksOf(ino: InodeId, from = 0): number[] {
+    const out: number[] = [];
+    for (const key of this.index.getKeys({ start: [ino, from], end: [ino + 1, 0] })) out.push(key[1]);
+    return out;
+  }
+
+  removeInodeSync(ino: InodeId, from = 0): void {
+    for (const chunk of this.chunksOf(ino, from)) this.removeSync(ino, chunk);
+  }
+
+  /**
+   * Read `length` bytes at `offset` within the chunk into `into` at `intoOffset`; bytes past the
+   * end of the file read as zeros.
+   */
+  async read(
+    ino: InodeId,
+    chunk: number,
+    offset: number,
+    length: number,
+    into: Buffer,
+    intoOffset: number,
+  ): Promise<void> {
+    const file = this.acquire(ino, chunk, false);
+    try {
+      let done = 0;
+      while (done < length) {
+        const n = await readAt(file.fd, into, intoOffset + done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      if (done < length) into.fill(0, intoOffset + done, intoOffset + length);
+    } finally {
+      this.release(ino, chunk, file);
+    }
+    this.touch(ino, chunk);
+  }
+
+  /**
+   * Evict least recently used chunk files until usage is at most `target` bytes. `evictable`
+   * says whether a chunk may go (dirty chunks never may).
+   */
+  evict(target: number, evictable: (ino: InodeId, chunk: number) => boolean): number {
+    let freed = 0;
+    for (const [key, [ino, chunk]] of this.recency) {
+      if (this.used <= target) break;
+      if (!evictable(ino as InodeId, chunk)) continue;
+      const before = this.used;
+      this.removeSync(ino as InodeId, chunk);
+      freed += before - this.used;
+      this.recency.delete(key);
+    }
+    return freed;
+  }
+
+  /** fdatasync every chunk file written since the last sync. */
+  async sync(): Promise<void> {
+    const names = [...this.unsynced];
+    this.unsynced.clear();
+    await Promise.all(
+      names.map(async (n) => {
+        const handle = await fs.promises.open(path.join(this.dir, shard(n), n), 'r+').catch(() => undefined);
+        if (!handle) return;
+        try {
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+  }
+
+  close(): void {
+    for (const key of [...this.open.keys()]) this.closeFile(key);
+  }
+
+  pathOf(ino: InodeId, chunk: number): string {
+    const n = name(ino, chunk);
+    return path.join(this.dir, shard(n), n);
+  }
+
+  private touch(ino: InodeId, chunk: number): void {
+    const key = name(ino, chunk);
+    this.recency.delete(key);
+    this.recency.set(key, [ino, chunk]);
+  }
+
+  private acquire(ino: InodeId, chunk: number, forWrite: boolean): OpenFile {
+    const key = name(ino, chunk);
+    let file = this.open.get(key);
+    if (!file) {
+      const p = this.pathOf(ino, chunk);
+      let fd: number;
+      try {
+        fd = fs.openSync(p, forWrite ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o600);
+      } catch (err) {
+        if (!forWrite || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+      }
+      file = { fd, users: 0, closing: false };
+      this.open.set(key, file);
+      if (this.open.size > MAX_OPEN_FILES) this.closeIdle();
+    }
+    file.users++;
+    return file;
+  }
+
+  private release(ino: InodeId, chunk: number, file: OpenFile): void {
+    file.users--;
+    if (file.closing && file.users === 0) {
+      fs.closeSync(file.fd);
+      if (this.open.get(name(ino, chunk)) === file) this.open.delete(name(ino, chunk));
+    }
+  }
+
+  private closeFile(key: string): void {
+    const file = this.open.get(key);
+    if (!file) return;
+    this.open.delete(key);
+    if (file.users === 0) fs.closeSync(file.fd);
+    else file.closing = true;
+  }
+
+  private closeIdle(): void {
+    for (const [key, file] of this.open) {
+      if (this.open.size <= MAX_OPEN_FILES / 2) break;
+      if (file.users === 0) this.closeFile(key);
+    }
+  }
+}
+
+const name = (ino: number, chunk: number): string => `${ino.toString(16)}.${chunk}`;
+const shard = (n: string): string => n.slice(Math.max(0, n.indexOf('.') - 2), n.indexOf('.'));
+
+function writeFully(fd: number, data: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < data.length) {
+    done += fs.writeSync(fd, data, done, data.length - done, position + done);
+  }
+}
+
+function readAt(fd: number, into: Buffer, offset: number, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, into, offset, length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
