@@ -86,8 +86,11 @@ export interface ObjectStore {
   completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }>;
   /** Succeeds if the upload is already gone. */
   abortMultipart(key: string, uploadId: string): Promise<void>;
-  /** Server-side copy of any size (multipart copy above 5 GiB), replacing metadata when given. */
-  copy(sourceKey: string, destKey: string, options?: PutOptions): Promise<{ etag: string }>;
+  /**
+   * Server-side copy of any size (multipart copy above 5 GiB), replacing metadata when given.
+   * With `sourceEtag`, fails with kind 'changed' if the source is no longer that version.
+   */
+  copy(sourceKey: string, destKey: string, options?: PutOptions & { sourceEtag?: string }): Promise<{ etag: string }>;
   /** Succeeds if the key does not exist. */
   delete(key: string): Promise<void>;
 }
