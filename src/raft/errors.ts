@@ -38,6 +38,16 @@ export class ProposalDroppedError extends RaftError {
   }
 }
 
+/**
+ * The proposal's entry was committed or overwritten, but this node learned the outcome only through
+ * a snapshot, so it cannot tell which, nor the result.
+ */
+export class ProposalOutcomeUnknownError extends RaftError {
+  constructor(readonly index: number) {
+    super(`proposal at index ${index} was covered by a snapshot: outcome unknown here`);
+  }
+}
+
 /** A membership change the group cannot take now (another one is pending, or it would leave no voter). */
 export class ConfChangeRejectedError extends RaftError {}
 

@@ -89,7 +89,7 @@ const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
  * wants its data in the same environment as the log opens it with this and passes it to
  * LmdbLogStorage.inEnvironment.
  */
-export function openRaftEnvironment(dir: string, durability: Durability, maxDbs = 16): RootDatabase {
+export function openRaftEnvironment(dir: string, durability: Durability, maxDbs = 32): RootDatabase {
   return open({ path: dir, noSync: durability === 'process', maxDbs });
 }
 

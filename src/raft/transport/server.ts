@@ -116,7 +116,8 @@ class SnapshotAssembly {
   }
 }
 
-export function registerRaftService(server: grpc.Server, options: RaftServiceOptions): void {
+/** Adds the Raft service to `server`; returns a function that removes it again. */
+export function registerRaftService(server: grpc.Server, options: RaftServiceOptions): () => void {
   const token = new ClusterToken(options.token);
   const group = options.group ?? 0;
   const maxSnapshotBytes = options.maxSnapshotBytes ?? 2 ** 32 - 1;
@@ -180,4 +181,5 @@ export function registerRaftService(server: grpc.Server, options: RaftServiceOpt
   };
 
   server.addService(RAW_RAFT_SERVICE, { send, sendSnapshot } as grpc.UntypedServiceImplementation);
+  return () => server.removeService(RAW_RAFT_SERVICE);
 }
