@@ -170,7 +170,8 @@ export class ChunkStore {
 
   /**
    * Read `length` bytes at `offset` within the chunk into `into` at `intoOffset`; bytes past the
-   * end of the file read as zeros.
+   * end of the file read as zeros. Returns false (and reads nothing) if the chunk has no file,
+   * e.g. because it was just evicted.
    */
   async read(
     ino: InodeId,
@@ -179,8 +180,14 @@ export class ChunkStore {
     length: number,
     into: Buffer,
     intoOffset: number,
-  ): Promise<void> {
-    const file = this.acquire(ino, chunk, false);
+  ): Promise<boolean> {
+    let file: OpenFile;
+    try {
+      file = this.acquire(ino, chunk, false);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
     try {
       let done = 0;
       while (done < length) {
@@ -192,7 +199,8 @@ export class ChunkStore {
     } finally {
       this.release(ino, chunk, file);
     }
-    this.touch(ino, chunk);
+    if (this.recency.has(name(ino, chunk))) this.touch(ino, chunk);
+    return true;
   }
 
   /**

@@ -543,7 +543,8 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     const ino = c.ino as InodeId;
     const rec = this.store.inode(ino);
     if (!rec) return reject('ENOENT', `inode ${ino}`);
-    rec.flush = { version: c.version, keys: c.keys, uploadId: c.uploadId, truncatedTo: rec.size };
+    const truncatedTo = rec.flush?.version === c.version ? rec.flush.truncatedTo : rec.size;
+    rec.flush = { version: c.version, keys: c.keys, uploadId: c.uploadId, truncatedTo };
     this.store.inodes.putSync(ino, rec);
     return OK;
   }
@@ -675,6 +676,8 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   }
 
   private bump(ino: InodeId, rec: InodeRecord, now: number): void {
+    // The root of a whole-bucket mount has no object of its own to carry its attributes.
+    if (ino === ROOT_INO && this.config.prefix === '') return;
     if (!isDirty(rec) && !rec.orphan) this.store.dirty.putSync(ino, now);
     rec.version++;
   }

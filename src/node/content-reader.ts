@@ -1,0 +1,220 @@
+// Reads file content: each byte comes from the chunk file when it was written locally or is
+// cached there, from the inode's bucket object otherwise (fetched a whole chunk at a time with a
+// ranged GET, shared by concurrent readers, installed into the chunk file), or is a zero (sparse
+// regions, past a truncation). Sequential readers get read-ahead: the next chunks are fetched
+// while the current one is consumed. Keeps the chunk cache under its size limit by evicting clean
+// chunks; never evicts a chunk with written data.
+import type { ChunkStore } from '../inode/chunk-store.js';
+import { FsError } from '../inode/errors.js';
+import { coversRange, splitRange } from '../inode/intervals.js';
+import type { MetadataStore } from '../inode/metadata-store.js';
+import type { InodeId, InodeRecord, ObjectVersion } from '../inode/types.js';
+import { StoreError, type ObjectStore } from './s3/object-store.js';
+
+export interface ContentReaderOptions {
+  chunkSize: number;
+  /** Chunks fetched ahead of a sequential reader, at most. */
+  readAheadChunks: number;
+  /** Fetches in flight at once, read-ahead included. */
+  maxFetches: number;
+  /** Start evicting clean chunks above this many cached bytes... */
+  cacheHighWatermark: number;
+  /** ...down to this many. */
+  cacheLowWatermark: number;
+}
+
+interface SequentialState {
+  nextOffset: number;
+  window: number;
+}
+
+export class ContentReader {
+  private readonly fetches = new Map<string, Promise<Buffer>>();
+  private readonly sequential = new Map<InodeId, SequentialState>();
+  private fetchesInFlight = 0;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly chunks: ChunkStore,
+    private readonly objects: ObjectStore,
+    private readonly options: ContentReaderOptions,
+    /** Told when the object behind a clean inode is gone or changed, so the namespace can be refreshed. */
+    private readonly onObjectVanished: (ino: InodeId, etag: string) => void,
+  ) {}
+
+  /** Bytes [offset, offset + length) of the file, fewer at its end. */
+  async read(ino: InodeId, offset: number, length: number): Promise<Buffer> {
+    const rec = this.store.inode(ino);
+    if (!rec) throw new FsError('ENOENT', `inode ${ino}`);
+    const end = Math.min(offset + length, rec.size);
+    if (end <= offset) return Buffer.alloc(0);
+    const out = Buffer.allocUnsafe(end - offset);
+    const size = this.options.chunkSize;
+    const parts: Array<Promise<void>> = [];
+    for (let pos = offset; pos < end; ) {
+      const chunk = Math.floor(pos / size);
+      const stop = Math.min((chunk + 1) * size, end);
+      parts.push(this.readChunk(ino, rec, chunk, pos - chunk * size, stop - chunk * size, out, pos - offset));
+      pos = stop;
+    }
+    await Promise.all(parts);
+    this.noteAccess(ino, rec, offset, end);
+    return out;
+  }
+
+  /** Make sure the base bytes of `chunk` are in the local chunk file (used before uploads too). */
+  async ensureLocal(ino: InodeId, rec: InodeRecord, chunk: number): Promise<void> {
+    if (!this.needsFetch(ino, rec, chunk)) return;
+    await this.fetch(ino, rec.object!, chunk);
+  }
+
+  private async readChunk(
+    ino: InodeId,
+    rec: InodeRecord,
+    chunk: number,
+    from: number,
+    to: number,
+    out: Buffer,
+    outOffset: number,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (!this.needsFetch(ino, rec, chunk, from, to)) {
+        if (!this.chunks.exists(ino, chunk)) {
+          out.fill(0, outOffset, outOffset + (to - from));
+          return;
+        }
+        if (await this.chunks.read(ino, chunk, from, to - from, out, outOffset)) return;
+        if (attempt > 2) throw new FsError('EIO', `chunk ${chunk} of inode ${ino} keeps disappearing`);
+        continue;
+      }
+      const base = await this.fetch(ino, rec.object!, chunk);
+      await this.assemble(ino, rec, chunk, from, to, base, out, outOffset);
+      return;
+    }
+  }
+
+  /** Whether any byte of [from, to) of the chunk must come from the bucket and is not cached. */
+  private needsFetch(ino: InodeId, rec: InodeRecord, chunk: number, from = 0, to = this.options.chunkSize): boolean {
+    const object = rec.object;
+    if (!object) return false;
+    const baseEnd = this.baseEnd(rec, chunk);
+    if (from >= baseEnd) return false;
+    if (this.chunks.holds(ino, chunk) === object.etag) return false;
+    const ranges = this.store.writtenRanges(ino, chunk) ?? [];
+    return !coversRange(ranges, from, Math.min(to, baseEnd));
+  }
+
+  private baseEnd(rec: InodeRecord, chunk: number): number {
+    const size = this.options.chunkSize;
+    return Math.max(0, Math.min(rec.baseLimit - chunk * size, size));
+  }
+
+  /** Written bytes from the chunk file, base bytes from `base`, zeros elsewhere. */
+  private async assemble(
+    ino: InodeId,
+    rec: InodeRecord,
+    chunk: number,
+    from: number,
+    to: number,
+    base: Buffer,
+    out: Buffer,
+    outOffset: number,
+  ): Promise<void> {
+    const ranges = this.store.writtenRanges(ino, chunk) ?? [];
+    const baseEnd = this.baseEnd(rec, chunk);
+    for (const seg of splitRange(ranges, from, to)) {
+      const at = outOffset + (seg.start - from);
+      if (seg.covered) {
+        if (!(await this.chunks.read(ino, chunk, seg.start, seg.end - seg.start, out, at))) {
+          throw new FsError('EIO', `written chunk ${chunk} of inode ${ino} is missing`);
+        }
+        continue;
+      }
+      const baseStop = Math.min(seg.end, baseEnd, base.length);
+      if (baseStop > seg.start) base.copy(out, at, seg.start, baseStop);
+      const zeroFrom = Math.max(seg.start, baseStop);
+      if (zeroFrom < seg.end) out.fill(0, outOffset + (zeroFrom - from), outOffset + (seg.end - from));
+    }
+  }
+
+  /** The base bytes of one chunk of `object`, fetched once however many readers want them. */
+  private fetch(ino: InodeId, object: ObjectVersion, chunk: number): Promise<Buffer> {
+    const key = `${ino}:${chunk}:${object.etag}`;
+    let pending = this.fetches.get(key);
+    if (!pending) {
+      pending = this.download(ino, object, chunk).finally(() => this.fetches.delete(key));
+      this.fetches.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async download(ino: InodeId, object: ObjectVersion, chunk: number): Promise<Buffer> {
+    const size = this.options.chunkSize;
+    const start = chunk * size;
+    const length = Math.max(0, Math.min(size, object.size - start));
+    this.fetchesInFlight++;
+    let data: Buffer;
+    try {
+      data = length === 0 ? Buffer.alloc(0) : await this.objects.getRange(object.key, start, length, object.etag);
+    } catch (err) {
+      if (err instanceof StoreError && (err.kind === 'changed' || err.kind === 'not-found')) {
+        this.onObjectVanished(ino, object.etag);
+        throw new FsError('EIO', `${object.key} changed or disappeared in the bucket`, { cause: err });
+      }
+      throw new FsError('EIO', `reading ${object.key}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.fetchesInFlight--;
+    }
+    this.install(ino, object, chunk, data);
+    return data;
+  }
+
+  /** Put fetched base bytes into the chunk file, around any written ranges, if still current. */
+  private install(ino: InodeId, object: ObjectVersion, chunk: number, data: Buffer): void {
+    const rec = this.store.inode(ino);
+    if (!rec || rec.object?.etag !== object.etag) return;
+    const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
+    const ranges = this.store.writtenRanges(ino, chunk);
+    if (!ranges) {
+      this.chunks.installSync(ino, chunk, object.etag, data.subarray(0, baseEnd));
+    } else {
+      const gaps: number[] = [];
+      for (const seg of splitRange(ranges, 0, baseEnd)) if (!seg.covered) gaps.push(seg.start, seg.end);
+      this.chunks.fillSync(ino, chunk, object.etag, data, gaps);
+    }
+    this.evictIfNeeded();
+  }
+
+  evictIfNeeded(): void {
+    if (this.chunks.usedBytes() <= this.options.cacheHighWatermark) return;
+    this.chunks.evict(this.options.cacheLowWatermark, (ino, chunk) => this.store.writtenRanges(ino, chunk) === undefined);
+  }
+
+  /** Sequential access detection and read-ahead. */
+  private noteAccess(ino: InodeId, rec: InodeRecord, offset: number, end: number): void {
+    const state = this.sequential.get(ino);
+    if (!state || state.nextOffset !== offset) {
+      this.sequential.set(ino, { nextOffset: end, window: offset === 0 ? 1 : 0 });
+      if (offset !== 0) return;
+    } else {
+      state.nextOffset = end;
+      state.window = Math.min(Math.max(1, state.window * 2), this.options.readAheadChunks);
+    }
+    if (!rec.object) return;
+    const window = this.sequential.get(ino)!.window;
+    const size = this.options.chunkSize;
+    const current = Math.floor((end - 1) / size);
+    const last = Math.floor((Math.min(rec.baseLimit, rec.size) - 1) / size);
+    for (let chunk = current + 1; chunk <= Math.min(current + window, last); chunk++) {
+      if (this.fetchesInFlight >= this.options.maxFetches) break;
+      if (!this.needsFetch(ino, rec, chunk)) continue;
+      this.fetch(ino, rec.object, chunk).catch(() => {
+        // A failed read-ahead is retried by the read that needs the chunk.
+      });
+    }
+  }
+
+  forget(ino: InodeId): void {
+    this.sequential.delete(ino);
+  }
+}

@@ -1,0 +1,132 @@
+// Brings the bucket's view of the namespace into the inode state machine, lazily: a directory is
+// listed (ListObjectsV2 with a delimiter, page by page) the first time it is looked into and again
+// once its listing is older than the metadata TTL; an entry's attributes are read from its object
+// metadata (HEAD) the first time they are asked for. Results go into the log as commands; this
+// module never writes the tables itself. Concurrent callers share one listing / HEAD.
+import { FsError } from '../inode/errors.js';
+import type { BucketKeys } from '../inode/bucket-keys.js';
+import type { MetadataStore } from '../inode/metadata-store.js';
+import { InodeKind, type InodeId } from '../inode/types.js';
+import type { InodeLog } from './inode-log.js';
+import { fromObjectMetadata } from './object-metadata.js';
+import { StoreError, type ObjectStore } from './s3/object-store.js';
+
+const LIST_PAGE = 1000;
+
+export class NamespaceLoader {
+  private readonly listings = new Map<InodeId, Promise<void>>();
+  private readonly heads = new Map<InodeId, Promise<void>>();
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly keys: BucketKeys,
+    private readonly objects: ObjectStore,
+    private readonly log: InodeLog,
+    /** The state machine's applied index: a listing's generation. */
+    private readonly appliedIndex: () => number,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** Make sure the directory's entries reflect the bucket as of at most ttlMs ago. */
+  ensureListed(dir: InodeId): Promise<void> {
+    const rec = this.store.inode(dir);
+    if (!rec || rec.kind !== InodeKind.Dir || rec.orphan) return Promise.resolve();
+    if (rec.listedAt !== undefined && Date.now() - rec.listedAt < this.ttlMs) return Promise.resolve();
+    let pending = this.listings.get(dir);
+    if (!pending) {
+      pending = this.list(dir).finally(() => this.listings.delete(dir));
+      this.listings.set(dir, pending);
+    }
+    return pending;
+  }
+
+  /** List a directory and every directory below it (before a directory is renamed). */
+  async ensureSubtreeListed(dir: InodeId): Promise<void> {
+    await this.ensureListed(dir);
+    const subdirs: InodeId[] = [];
+    for (const child of this.store.children(dir)) {
+      if (this.store.inode(child.ino)?.kind === InodeKind.Dir) subdirs.push(child.ino);
+    }
+    for (const sub of subdirs) await this.ensureSubtreeListed(sub);
+  }
+
+  /** Make sure the inode's attributes are known (read once from its object's metadata). */
+  ensureAttributes(ino: InodeId): Promise<void> {
+    const rec = this.store.inode(ino);
+    if (!rec || rec.metaLoaded) return Promise.resolve();
+    let pending = this.heads.get(ino);
+    if (!pending) {
+      pending = this.loadAttributes(ino).finally(() => this.heads.delete(ino));
+      this.heads.set(ino, pending);
+    }
+    return pending;
+  }
+
+  private async list(dir: InodeId): Promise<void> {
+    const prefix = this.keys.childPrefix(dir);
+    if (prefix === undefined) return;
+    const generation = this.appliedIndex();
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.objects.list(prefix, { delimiter: '/', token, maxKeys: LIST_PAGE });
+        const files = [];
+        let hasMarker = false;
+        for (const obj of page.objects) {
+          const name = obj.key.slice(prefix.length);
+          if (name === '') hasMarker = true;
+          else if (!name.includes('/')) files.push({ name, size: obj.size, etag: obj.etag, mtimeMs: obj.mtime.getTime() });
+        }
+        const dirs = page.prefixes.map((p) => p.slice(prefix.length, -1)).filter((n) => n !== '' && !n.includes('/'));
+        await this.log.run({ $case: 'mergeListing', value: { dir, generation, files, dirs, hasMarker } });
+        token = page.nextToken;
+      } while (token);
+    } catch (err) {
+      throw storeFailure(err, `listing ${prefix}`);
+    }
+    await this.log.run({ $case: 'finishListing', value: { dir, generation } });
+  }
+
+  private async loadAttributes(ino: InodeId): Promise<void> {
+    const rec = this.store.inode(ino);
+    if (!rec) return;
+    const key = rec.kind === InodeKind.Dir ? this.keys.keysOf(ino, InodeKind.Dir)[0] : rec.object?.key;
+    let info;
+    try {
+      info = key && key !== '' ? await this.objects.head(key) : undefined;
+    } catch (err) {
+      throw storeFailure(err, `reading attributes of ${key}`);
+    }
+    const meta = fromObjectMetadata(info?.metadata);
+    let symlinkTarget: string | undefined;
+    if (info && meta.isSymlink && rec.kind === InodeKind.File) {
+      try {
+        symlinkTarget = (await this.objects.getRange(info.key, 0, Math.min(info.size, 4096), info.etag)).toString('utf8');
+      } catch (err) {
+        throw storeFailure(err, `reading symlink ${key}`);
+      }
+    }
+    await this.log.run({
+      $case: 'loadObjectMeta',
+      value: {
+        ino,
+        etag: info?.etag ?? rec.object?.etag ?? '',
+        size: info?.size ?? rec.size,
+        mtimeMs: meta.mtimeMs ?? info?.mtime.getTime() ?? rec.mtime,
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        atimeMs: meta.atimeMs,
+        symlinkTarget,
+        xattrs: meta.xattrs,
+      },
+    });
+  }
+}
+
+/** A bucket failure while loading metadata, as the errno the operation reports. */
+export function storeFailure(err: unknown, what: string): FsError {
+  if (err instanceof FsError) return err;
+  if (err instanceof StoreError && err.kind === 'access-denied') return new FsError('EACCES', `${what}: ${err.message}`, { cause: err });
+  return new FsError('EIO', `${what}: ${(err as Error).message}`, { cause: err });
+}

@@ -1,0 +1,383 @@
+// Write-back: makes the bucket catch up with the namespace. For each dirty inode it writes the
+// object at every key the inode maps to (PutObject, multipart upload, or a server-side copy when
+// only the key or the attributes changed), bracketed by BeginFlush / FinishFlush commands so a
+// crash in between is recovered; it deletes objects that tombstones name once nothing needs them.
+// Flushes happen on fsync, a delay after the last close, when dirty data gets old, under cache
+// pressure, and for everything at unmount. One flush per inode and one operation per key at a time.
+import type { BucketKeys } from '../inode/bucket-keys.js';
+import type { ChunkStore } from '../inode/chunk-store.js';
+import { FsError } from '../inode/errors.js';
+import type { MetadataStore } from '../inode/metadata-store.js';
+import { InodeKind, isDirty, type InodeId, type InodeRecord } from '../inode/types.js';
+import type { ContentReader } from './content-reader.js';
+import type { InodeLog } from './inode-log.js';
+import { toObjectMetadata } from './object-metadata.js';
+import { StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+
+export interface WriteBackOptions {
+  chunkSize: number;
+  /** Parts uploaded in parallel for one multipart upload. */
+  uploadConcurrency: number;
+  /** Inodes flushed in parallel by the background loop. */
+  flushConcurrency: number;
+  /** Flush a closed file this long after its last close. */
+  closeDelayMs: number;
+  /** Flush anything dirty for longer than this, open or not. */
+  maxDirtyAgeMs: number;
+  scanIntervalMs: number;
+  /** Dirty bytes in the cache above which the oldest dirty inodes are flushed. */
+  dirtyHighWatermark: number;
+}
+
+/** What the write-back needs to know about open files (owned by the Filesystem). */
+export interface OpenFiles {
+  openCount(ino: InodeId): number;
+  lastClosed(ino: InodeId): number | undefined;
+}
+
+const MIN_PART = 5 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+const RETRY_BASE_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+export class WriteBack {
+  private readonly flushing = new Map<InodeId, Promise<void>>();
+  private readonly keyLocks = new Map<string, Promise<unknown>>();
+  private readonly failures = new Map<InodeId, { count: number; retryAt: number }>();
+  /** Inodes whose content was made local because their object's key is about to be overwritten. */
+  private readonly pinned = new Set<InodeId>();
+  private timer: NodeJS.Timeout | undefined;
+  private scanning = false;
+  private deleting = false;
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly keys: BucketKeys,
+    private readonly chunks: ChunkStore,
+    private readonly objects: ObjectStore,
+    private readonly log: InodeLog,
+    private readonly reader: ContentReader,
+    private readonly open: OpenFiles,
+    private readonly options: WriteBackOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.scan(), this.options.scanIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  isPinned(ino: InodeId): boolean {
+    return this.pinned.has(ino);
+  }
+
+  /**
+   * Undo what a crash interrupted: abort multipart uploads that never finished, forget flushes
+   * that never reported back (the inode stays dirty and is flushed again), drop orphans (nothing
+   * has them open after a restart).
+   */
+  async recover(): Promise<void> {
+    for (const { ino } of [...this.store.dirtyInodes()]) {
+      const rec = this.store.inode(ino);
+      if (rec?.flush) await this.abandonFlush(ino, rec);
+    }
+    for (const ino of [...this.store.orphanInodes()]) {
+      const rec = this.store.inode(ino);
+      if (rec?.flush) await this.abandonFlush(ino, rec);
+      await this.log.run({ $case: 'dropOrphan', value: { ino } });
+    }
+  }
+
+  /** Flush the inode now and wait until the bucket holds everything written before the call. */
+  async flush(ino: InodeId): Promise<void> {
+    for (;;) {
+      const running = this.flushing.get(ino);
+      if (running) {
+        await running.catch(() => undefined);
+        continue;
+      }
+      const rec = this.store.inode(ino);
+      if (!rec || !isDirty(rec) || rec.orphan) return;
+      await this.startFlush(ino);
+      return;
+    }
+  }
+
+  /** Flush every dirty inode and perform every pending delete (unmount, drain). */
+  async drain(): Promise<void> {
+    // A flush can leave work behind (a rename's old key becomes deletable only after the moved
+    // file is written), so go round until a round changes nothing.
+    for (let round = 0; round < 100; round++) {
+      const dirty = [...this.store.dirtyInodes()].map((d) => d.ino);
+      const deletable = this.nextDeletable() !== undefined;
+      if (dirty.length === 0 && !deletable) return;
+      const errors: unknown[] = [];
+      await this.forEachLimited(dirty, this.options.flushConcurrency, (ino) =>
+        this.flush(ino).catch((err: unknown) => {
+          errors.push(err);
+        }),
+      );
+      await this.deleteTombstones();
+      if (errors.length > 0) throw errors[0];
+    }
+  }
+
+  private async scan(): Promise<void> {
+    if (this.scanning) return;
+    this.scanning = true;
+    try {
+      const now = Date.now();
+      const due: Array<{ ino: InodeId; since: number }> = [];
+      for (const entry of this.store.dirtyInodes()) {
+        if (this.flushing.has(entry.ino)) continue;
+        const failure = this.failures.get(entry.ino);
+        if (failure && failure.retryAt > now) continue;
+        const closed = this.open.lastClosed(entry.ino);
+        const idleClosed = this.open.openCount(entry.ino) === 0 && (closed === undefined || now - closed >= this.options.closeDelayMs);
+        if (idleClosed || now - entry.since >= this.options.maxDirtyAgeMs) due.push(entry);
+      }
+      if (due.length === 0 && this.dirtyBytesOver()) {
+        const oldest = [...this.store.dirtyInodes()].filter((e) => !this.flushing.has(e.ino)).sort((a, b) => a.since - b.since);
+        due.push(...oldest.slice(0, this.options.flushConcurrency));
+      }
+      due.sort((a, b) => a.since - b.since);
+      const slots = Math.max(0, this.options.flushConcurrency - this.flushing.size);
+      for (const { ino } of due.slice(0, slots)) this.startFlush(ino).catch(() => undefined);
+      void this.deleteTombstones();
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private dirtyBytesOver(): boolean {
+    return this.chunks.usedBytes() > this.options.dirtyHighWatermark && this.store.dirtyCount() > 0;
+  }
+
+  private startFlush(ino: InodeId): Promise<void> {
+    const run = this.flushInode(ino).then(
+      () => {
+        this.failures.delete(ino);
+      },
+      (err: unknown) => {
+        const count = (this.failures.get(ino)?.count ?? 0) + 1;
+        const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (count - 1));
+        this.failures.set(ino, { count, retryAt: Date.now() + delay });
+        throw err;
+      },
+    );
+    const tracked = run.finally(() => this.flushing.delete(ino));
+    this.flushing.set(ino, tracked);
+    return tracked;
+  }
+
+  private async flushInode(ino: InodeId): Promise<void> {
+    const rec = this.store.inode(ino);
+    if (!rec || !isDirty(rec) || rec.orphan) return;
+    const version = rec.version;
+    const targets = this.keys.keysOf(ino, rec.kind).filter((k) => k !== '');
+    if (targets.length === 0) return;
+    await this.withKeys(targets, async () => {
+      for (const key of targets) await this.protectReferrers(key, ino);
+      const current = this.store.inode(ino);
+      if (!current || current.orphan) return;
+      const result = await this.writeObjects(ino, current, version, targets);
+      await this.log.run({ $case: 'finishFlush', value: { ino, version, keys: targets, etag: result.etag, size: result.size } });
+    });
+    this.pinned.delete(ino);
+  }
+
+  /** Write version `version` of the inode to every key in `targets`; returns the first object's ETag and size. */
+  private async writeObjects(
+    ino: InodeId,
+    rec: InodeRecord,
+    version: number,
+    targets: string[],
+  ): Promise<{ etag: string; size: number }> {
+    const metadata = toObjectMetadata(rec);
+    const [first, ...others] = targets as [string, ...string[]];
+    let written: { etag: string; size: number };
+    try {
+      if (rec.kind === InodeKind.Dir) {
+        await this.log.run({ $case: 'beginFlush', value: { ino, version, keys: targets, uploadId: '' } });
+        written = { etag: (await this.objects.put(first, Buffer.alloc(0), { metadata })).etag, size: 0 };
+      } else if (rec.kind === InodeKind.Symlink) {
+        await this.log.run({ $case: 'beginFlush', value: { ino, version, keys: targets, uploadId: '' } });
+        const body = Buffer.from(rec.symlinkTarget ?? '', 'utf8');
+        written = { etag: (await this.objects.put(first, body, { metadata })).etag, size: body.length };
+      } else {
+        written = await this.writeFile(ino, rec, version, targets, metadata);
+      }
+      for (const key of others) {
+        const copied = await this.objects.copy(first, key, { metadata, sourceEtag: written.etag });
+        if (copied.etag === '') throw new FsError('EIO', `copy to ${key} returned no ETag`);
+      }
+    } catch (err) {
+      await this.log.run({ $case: 'finishFlush', value: { ino, version, keys: targets, etag: '', size: 0 } }).catch(() => undefined);
+      throw flushFailure(err, first);
+    }
+    return written;
+  }
+
+  private async writeFile(
+    ino: InodeId,
+    rec: InodeRecord,
+    version: number,
+    targets: string[],
+    metadata: Record<string, string>,
+  ): Promise<{ etag: string; size: number }> {
+    const first = targets[0]!;
+    const object = rec.object;
+    const unchanged =
+      object !== undefined &&
+      this.store.dirtyChunks(ino).next().done === true &&
+      rec.baseLimit === rec.size &&
+      object.size === rec.size &&
+      !this.pinned.has(ino);
+    const begin = (uploadId: string) => this.log.run({ $case: 'beginFlush', value: { ino, version, keys: targets, uploadId } });
+    await begin('');
+    if (unchanged) {
+      try {
+        const copied = await this.objects.copy(object.key, first, { metadata, sourceEtag: object.etag });
+        return { etag: copied.etag, size: rec.size };
+      } catch (err) {
+        if (!(err instanceof StoreError && (err.kind === 'changed' || err.kind === 'not-found'))) throw err;
+        // The source changed under us: fall back to uploading what we can read.
+      }
+    }
+    const size = rec.size;
+    const partSize = this.partSize(size);
+    if (size <= partSize) {
+      const body = await this.reader.read(ino, 0, size);
+      const put = await this.objects.put(first, body, { metadata });
+      return { etag: put.etag, size: body.length };
+    }
+    const uploadId = await this.objects.createMultipart(first, { metadata });
+    await begin(uploadId);
+    const partCount = Math.ceil(size / partSize);
+    const parts: CompletedPart[] = new Array(partCount);
+    let uploaded = 0;
+    await this.forEachLimited(
+      Array.from({ length: partCount }, (_, i) => i),
+      this.options.uploadConcurrency,
+      async (i) => {
+        const body = await this.reader.read(ino, i * partSize, partSize);
+        parts[i] = await this.objects.uploadPart(first, uploadId, i + 1, body);
+        uploaded += body.length;
+      },
+    );
+    const done = await this.objects.completeMultipart(first, uploadId, parts);
+    return { etag: done.etag, size: uploaded };
+  }
+
+  private partSize(size: number): number {
+    const mib = 1024 * 1024;
+    const wanted = Math.max(this.options.chunkSize, MIN_PART, Math.ceil(size / MAX_PARTS));
+    return Math.ceil(wanted / mib) * mib;
+  }
+
+  /**
+   * Before `key` is overwritten, every other inode whose unflushed content still comes from the
+   * object at `key` (it was renamed away and not yet written to its new key) gets its content
+   * into local chunk files and is pinned there until it is flushed itself.
+   */
+  private async protectReferrers(key: string, writer: InodeId): Promise<void> {
+    for (const other of [...this.store.objectReferrers(key)]) {
+      if (other === writer) continue;
+      const rec = this.store.inode(other);
+      if (!rec?.object || rec.object.key !== key) continue;
+      this.pinned.add(other);
+      const chunks = Math.ceil(Math.min(rec.baseLimit, rec.size) / this.options.chunkSize);
+      for (let chunk = 0; chunk < chunks; chunk++) await this.reader.ensureLocal(other, rec, chunk);
+    }
+  }
+
+  private async abandonFlush(ino: InodeId, rec: InodeRecord): Promise<void> {
+    const flush = rec.flush!;
+    if (flush.uploadId !== '' && flush.keys[0] !== undefined) {
+      await this.objects.abortMultipart(flush.keys[0], flush.uploadId).catch(() => undefined);
+    }
+    await this.log.run({ $case: 'finishFlush', value: { ino, version: flush.version, keys: flush.keys, etag: '', size: 0 } });
+  }
+
+  /** Delete objects named by tombstones once no inode maps to their key or still reads from them. */
+  private async deleteTombstones(): Promise<void> {
+    if (this.deleting) return;
+    this.deleting = true;
+    try {
+      const skipped = new Set<string>();
+      for (let key = this.nextDeletable(skipped); key !== undefined; key = this.nextDeletable(skipped)) {
+        skipped.add(key);
+        await this.withKeys([key], async () => {
+          if (!this.isDeletable(key)) return;
+          await this.objects.delete(key);
+          await this.log.run({ $case: 'forgetTombstone', value: { key } });
+        }).catch(() => undefined);
+      }
+    } finally {
+      this.deleting = false;
+    }
+  }
+
+  private nextDeletable(skip?: Set<string>): string | undefined {
+    for (const key of this.store.pendingDeletes()) {
+      if (!skip?.has(key) && this.isDeletable(key)) return key;
+    }
+    return undefined;
+  }
+
+  private isDeletable(key: string): boolean {
+    if (this.store.tombstones.get(key) !== 0) return false;
+    if (this.keys.inodeAt(key) !== undefined) return false;
+    return this.store.objectReferrers(key).next().done === true;
+  }
+
+  /** Run `fn` holding the per-key locks of `keys` (acquired in sorted order). */
+  private async withKeys<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const releases: Array<() => void> = [];
+    for (const key of sorted) {
+      for (;;) {
+        const held = this.keyLocks.get(key);
+        if (!held) break;
+        await held.catch(() => undefined);
+      }
+      let release!: () => void;
+      this.keyLocks.set(key, new Promise<void>((resolve) => (release = resolve)));
+      releases.push(() => {
+        this.keyLocks.delete(key);
+        release();
+      });
+    }
+    try {
+      return await fn();
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  /** Run `fn` over `items` with at most `limit` at once; stops starting new ones after a failure. */
+  private async forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+    let next = 0;
+    let failed = false;
+    const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length && !failed) {
+        try {
+          await fn(items[next++]!);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    });
+    await Promise.all(workers);
+  }
+}
+
+function flushFailure(err: unknown, key: string): FsError {
+  if (err instanceof FsError) return err;
+  return new FsError('EIO', `writing ${key}: ${(err as Error).message}`, { cause: err });
+}
