@@ -101,12 +101,13 @@ export interface FuseNativeOptions {
 interface FuseNativeInstance {
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
+  /** fuse-native's dispatch table, one function per operation code; overridden below. */
+  _makeHandlerArray(): Array<HandlerFn | undefined>;
 }
 
 interface FuseNativeClass {
   new (mountpoint: string, ops: FuseOperations, options: FuseNativeOptions): FuseNativeInstance;
   unmount(mountpoint: string, cb: (err: Error | null) => void): void;
-  prototype: { _makeHandlerArray(): Array<HandlerFn | undefined> };
 }
 
 type HandlerFn = (nativeHandler: Buffer, ...args: unknown[]) => unknown;
@@ -123,7 +124,7 @@ export class FuseSession {
     const readCaller = binding.fuse_native_caller;
     const session = this;
     class CallerAwareFuse extends FuseNative {
-      _makeHandlerArray(): Array<HandlerFn | undefined> {
+      override _makeHandlerArray(): Array<HandlerFn | undefined> {
         return super._makeHandlerArray().map(
           (handler) =>
             handler &&
