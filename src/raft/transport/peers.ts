@@ -35,6 +35,8 @@ export interface RaftPeersOptions {
 /** A batch stays under gRPC's default 4 MiB receive limit unless a single message is larger. */
 const BATCH_BYTES = 3 * 1024 * 1024;
 const MESSAGE_OVERHEAD_BYTES = 64;
+/** How long a retired link may keep delivering what was queued before it closes regardless. */
+const RETIRE_GRACE_MS = 1_000;
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -66,6 +68,7 @@ class PeerLink {
   private retryTimer: NodeJS.Timeout | undefined;
   private snapshotCall: grpc.ClientWritableStream<Buffer> | undefined;
   private closed = false;
+  private retireTimer: NodeJS.Timeout | undefined;
   dropped = 0;
 
   constructor(
@@ -98,7 +101,11 @@ class PeerLink {
   }
 
   private pump(): void {
-    if (this.closed || this.sending || this.retryTimer !== undefined || this.queue.length === 0) return;
+    if (this.closed || this.sending || this.retryTimer !== undefined) return;
+    if (this.queue.length === 0) {
+      if (this.retireTimer !== undefined) this.close();
+      return;
+    }
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length) {
@@ -180,8 +187,21 @@ class PeerLink {
     void writeAll();
   }
 
+  /**
+   * Closes once what is already queued has been sent (or after `graceMs`): the last messages to a
+   * peer that just left the group tell it the commit index that removed it.
+   */
+  retire(graceMs: number): void {
+    if (this.closed || this.retireTimer !== undefined) return;
+    this.retireTimer = setTimeout(() => this.close(), graceMs);
+    this.retireTimer.unref();
+    this.pump();
+  }
+
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    if (this.retireTimer !== undefined) clearTimeout(this.retireTimer);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.snapshotCall?.cancel();
     this.queue = [];
@@ -208,11 +228,14 @@ export class RaftPeers {
     };
   }
 
-  /** Follows the group's membership: opens links to new peers, re-opens moved ones, closes removed ones. */
+  /**
+   * Follows the group's membership: opens links to new peers, re-opens moved ones, and retires
+   * removed ones (they still deliver what is queued for them, then close).
+   */
   setAddresses(addresses: Record<number, string>): void {
     for (const [id, link] of this.links) {
       if (addresses[id] !== link.address) {
-        link.close();
+        link.retire(RETIRE_GRACE_MS);
         this.links.delete(id);
       }
     }
@@ -239,6 +262,12 @@ export class RaftPeers {
     const dropped: Record<number, number> = {};
     for (const [id, link] of this.links) dropped[id] = link.dropped;
     return dropped;
+  }
+
+  /** Stops taking messages; what is queued is still delivered (for up to a second), then links close. */
+  drain(): void {
+    for (const link of this.links.values()) link.retire(RETIRE_GRACE_MS);
+    this.links.clear();
   }
 
   close(): void {
