@@ -85,11 +85,23 @@ export interface Message {
   from: NodeId;
   to: NodeId;
   term: number;
-  /** App: term of the entry at `index` (the entry preceding `entries`). Vote/PreVote: candidate's last log term. */
+  /**
+   * App: term of the entry at `index` (the entry preceding `entries`). Vote/PreVote: candidate's
+   * last log term. AppResp with reject: term of the follower's entry at `rejectHint` (0 if unknown).
+   * VoteResp/PreVoteResp: term of the responder's entry at `commit`.
+   */
   logTerm: number;
-  /** App: index preceding `entries`. AppResp: the follower's last matching index (or rejected index). Vote: last log index. */
+  /**
+   * App: index preceding `entries`. AppResp: the follower's last matching index (or rejected index).
+   * Vote: last log index. ReadIndexResp: the read index. Heartbeat: the leader's logical clock
+   * when it sent it, echoed in HeartbeatResp (the leader lease is measured from it).
+   */
   index: number;
   entries: Entry[];
+  /**
+   * App/Heartbeat: the leader's commit index. AppResp/HeartbeatResp/VoteResp/PreVoteResp: the
+   * responder's commit index.
+   */
   commit: number;
   reject: boolean;
   /** AppResp with reject: the follower's hint for where the leader should probe next. */

@@ -34,6 +34,15 @@ export function decodeConfChange(bytes: Uint8Array): ConfChange {
   return { type, node, address };
 }
 
+/** The changes that build `conf` from an empty membership (a new group's, written into its log). */
+export function changesBuilding(conf: ConfState): ConfChange[] {
+  const address = (node: NodeId) => conf.addresses[node] ?? '';
+  return [
+    ...conf.voters.map((node) => ({ type: ConfChangeType.AddVoter, node, address: address(node) })),
+    ...conf.learners.map((node) => ({ type: ConfChangeType.AddLearner, node, address: address(node) })),
+  ];
+}
+
 export function isMember(conf: ConfState, id: NodeId): boolean {
   return conf.voters.includes(id) || conf.learners.includes(id);
 }

@@ -51,12 +51,17 @@ export class Inflights {
 
 export class Progress {
   state = ProgressState.Probe;
-  /** In Probe state: an append was sent and no answer (or heartbeat answer) came back yet. */
+  /**
+   * An append probe is out and no answer (or heartbeat answer) came back yet: in Probe state any
+   * append, in Replicate state the empty append sent when the in-flight window is full.
+   */
   probeSent = false;
   /** In Snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0;
   /** Heard from since the last check-quorum round (always true for the leader itself). */
   recentActive = false;
+  /** The highest commit index the follower has reported (in its append and heartbeat answers). */
+  knownCommit = 0;
   /** The leader's tick count when it sent the newest heartbeat this follower has acknowledged. */
   leaseAckTick = Number.NEGATIVE_INFINITY;
   readonly inflights: Inflights;

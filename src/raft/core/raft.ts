@@ -21,7 +21,7 @@ import {
   type Snapshot,
   type SoftState,
 } from '../types.js';
-import { applyConfChange, cloneConfState, decodeConfChange, encodeConfChange, isMember } from './conf-change.js';
+import { applyConfChange, changesBuilding, cloneConfState, decodeConfChange, encodeConfChange, isMember } from './conf-change.js';
 import { ConfChangeRejectedError, NotLeaderError, RaftInvariantError } from './errors.js';
 import { RaftLog, type TermAt } from './log.js';
 import { Progress, ProgressState } from './progress.js';
@@ -81,7 +81,7 @@ export interface RaftStatus {
   lastIndex: number;
   leader: NodeId;
   role: Role;
-  /** Membership as of the applied index. */
+  /** Membership as of the applied index (what a snapshot taken at `applied` must record). */
   conf: ConfState;
   /** Target of a leadership transfer under way (NO_NODE when none). */
   leadTransferee: NodeId;
@@ -129,9 +129,14 @@ export class Raft {
   leader: NodeId = NO_NODE;
   role = Role.Follower;
   readonly log: RaftLog;
-  /** Membership as of `confIndex` (the last applied change, or the snapshot it came from). */
+  /**
+   * The membership the protocol uses, as of `confIndex` (the last applied change, or the snapshot
+   * it came from). Ahead of `appliedConf` only between receiving a snapshot and its Ready's advance.
+   */
   private conf: ConfState;
   private confIndex: number;
+  /** The membership as of the applied index: what the driver stores in the snapshots it takes. */
+  private appliedConf: ConfState;
   /** Outgoing messages and read states, taken by RawNode.ready(). */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -164,6 +169,13 @@ export class Raft {
   private leaseRevoked = false;
   /** Index of the last membership change this leader proposed (or of its first entry). */
   private pendingConfIndex = 0;
+  /**
+   * Set when this leader applied its own removal (the index of that change): it takes no more
+   * requests and keeps replicating until a voter of the new membership knows the removal is
+   * committed, then hands leadership to it and steps down. Stepping down at once could leave the
+   * remaining voters unable to learn the commit, hence stuck in the old membership without us.
+   */
+  private handoffIndex = 0;
   private readRounds = new ReadRounds();
   /** Read requests that arrived before this leader committed an entry of its term. */
   private deferredReads: Omit<ReadRequest, 'index'>[] = [];
@@ -204,6 +216,7 @@ export class Raft {
     // storage's confState is the membership at its snapshot; replay the changes applied since.
     this.conf = cloneConfState(confState);
     this.confIndex = snapshotIndex;
+    this.appliedConf = this.conf;
     log.scan(snapshotIndex + 1, config.applied + 1, SCAN_PAGE_BYTES, (entry) => {
       if (entry.type === EntryType.ConfChange) this.applyConfChangeEntry(entry);
       return false;
@@ -224,6 +237,7 @@ export class Raft {
 
   step(m: Message): void {
     if (m.to !== this.id || m.from === this.id || m.from === NO_NODE) return;
+    if (m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp) this.learnCommit(m.commit, m.logTerm);
     if (m.term > this.term) {
       if ((m.type === MessageType.Vote || m.type === MessageType.PreVote) && !isTransferCampaign(m.context) && this.inLease()) {
         return; // We heard from a leader recently (or are one): do not help depose it.
@@ -238,8 +252,10 @@ export class Raft {
       if ((this.checkQuorum || this.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
         // A deposed leader that our lease or pre-vote kept from learning the new term: tell it.
         this.send({ type: MessageType.AppResp, to: m.from });
-      } else if (m.type === MessageType.PreVote) {
-        this.send({ type: MessageType.PreVoteResp, to: m.from, reject: true });
+      } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
+        // Tell a candidate behind us our term (Raft §5.1), so that it catches up in one round.
+        const type = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+        this.sendVoteResponse(type, m.from, this.term, true);
       }
       return;
     }
@@ -283,6 +299,7 @@ export class Raft {
 
   readIndex(context: Uint8Array): void {
     if (this.role === Role.Leader) {
+      this.assertServing();
       this.handleReadRequest(this.id, context);
       return;
     }
@@ -292,6 +309,7 @@ export class Raft {
 
   transferLeadership(to: NodeId): void {
     if (this.role !== Role.Leader) throw new NotLeaderError(this.leader);
+    this.assertServing();
     if (to === this.id) return;
     if (!this.conf.voters.includes(to)) throw new RangeError(`cannot transfer leadership to ${to}: not a voter`);
     if (this.leadTransferee !== NO_NODE) {
@@ -334,6 +352,7 @@ export class Raft {
     if (rd.snapshot) {
       this.log.stableSnapshotTo(rd.snapshot.meta.index);
       this.log.appliedTo(rd.snapshot.meta.index);
+      this.appliedConf = cloneConfState(rd.snapshot.meta.conf);
     }
     const lastEntry = rd.entries.at(-1);
     if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
@@ -375,7 +394,7 @@ export class Raft {
       lastIndex: this.log.lastIndex(),
       leader: this.leader,
       role: this.role,
-      conf: cloneConfState(this.conf),
+      conf: cloneConfState(this.appliedConf),
       leadTransferee: this.leadTransferee,
       progress,
     };
@@ -427,6 +446,7 @@ export class Raft {
     this.votes.clear();
     this.progress.clear();
     this.pendingConfIndex = 0;
+    this.handoffIndex = 0;
     this.readRounds = new ReadRounds();
     this.deferredReads = [];
     this.leaseRevoked = false;
@@ -463,6 +483,11 @@ export class Raft {
     const self = this.progress.get(this.id)!;
     self.becomeReplicate();
     self.recentActive = true;
+    if (last === 0) {
+      // A new group's membership is only in its members' storage. Write it into the log, so that
+      // a node joining later with empty storage rebuilds it by replaying the log from the start.
+      for (const cc of changesBuilding(this.conf)) this.appendEntry(EntryType.ConfChange, encodeConfChange(cc));
+    }
     // A leader commits nothing of earlier terms by counting (Raft §5.4.2): commit a no-op of its own.
     this.pendingConfIndex = this.appendEntry(EntryType.Normal, EMPTY).index;
   }
@@ -533,14 +558,29 @@ export class Raft {
     const canVote =
       this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE) || (preVote && m.term > this.term);
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
-      this.send({ type, to: m.from, term: m.term });
       if (!preVote) {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
+      this.sendVoteResponse(type, m.from, m.term, false);
     } else {
-      this.send({ type, to: m.from, reject: true });
+      this.sendVoteResponse(type, m.from, this.term, true);
     }
+  }
+
+  /**
+   * Vote answers carry our commit index and its term, so that a candidate whose log matches there
+   * learns the commit. Without it, a voter left alone by a removed leader that stepped down could
+   * wait forever for the vote of that node (whose log may be longer) to learn of its removal.
+   */
+  private sendVoteResponse(type: MessageType, to: NodeId, term: number, reject: boolean): void {
+    const commit = this.log.committed;
+    this.send({ type, to, term, reject, commit, logTerm: this.log.term(commit) ?? 0 });
+  }
+
+  /** Someone's log has `commit` committed with term `term` there; if ours matches, so is ours. */
+  private learnCommit(commit: number, term: number): void {
+    if (commit > this.log.committed && term > 0 && this.log.matchTerm(commit, term)) this.log.commitTo(commit);
   }
 
   private stepCandidate(m: Message): void {
@@ -578,7 +618,7 @@ export class Raft {
       case MessageType.Heartbeat:
         this.heardFromLeader(m.from);
         this.log.commitTo(m.commit);
-        this.send({ type: MessageType.HeartbeatResp, to: m.from, index: m.index, context: m.context });
+        this.send({ type: MessageType.HeartbeatResp, to: m.from, index: m.index, commit: this.log.committed, context: m.context });
         return;
       case MessageType.Snap:
         this.heardFromLeader(m.from);
@@ -603,12 +643,12 @@ export class Raft {
 
   private handleAppend(m: Message): void {
     if (m.index < this.log.committed) {
-      this.send({ type: MessageType.AppResp, to: m.from, index: this.log.committed });
+      this.send({ type: MessageType.AppResp, to: m.from, index: this.log.committed, commit: this.log.committed });
       return;
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (lastNew !== undefined) {
-      this.send({ type: MessageType.AppResp, to: m.from, index: lastNew });
+      this.send({ type: MessageType.AppResp, to: m.from, index: lastNew, commit: this.log.committed });
       return;
     }
     const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
@@ -616,6 +656,7 @@ export class Raft {
       type: MessageType.AppResp,
       to: m.from,
       index: m.index,
+      commit: this.log.committed,
       reject: true,
       rejectHint: hint.index,
       logTerm: hint.term,
@@ -626,7 +667,7 @@ export class Raft {
     const snapshot = m.snapshot;
     if (!snapshot) return;
     const index = this.restore(snapshot) ? this.log.lastIndex() : this.log.committed;
-    this.send({ type: MessageType.AppResp, to: m.from, index });
+    this.send({ type: MessageType.AppResp, to: m.from, index, commit: this.log.committed });
   }
 
   /** Installs a leader's snapshot unless our log already has it; true if installed. */
@@ -648,7 +689,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case MessageType.ReadIndex:
-        this.handleReadRequest(m.from, m.context);
+        if (this.handoffIndex === 0) this.handleReadRequest(m.from, m.context);
         return;
       case MessageType.AppResp:
         this.handleAppendResponse(m);
@@ -665,6 +706,7 @@ export class Raft {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    pr.knownCommit = Math.max(pr.knownCommit, m.commit);
     if (m.reject) {
       const hint = m.logTerm > 0 ? this.log.findConflictByTerm(m.rejectHint, m.logTerm).index : m.rejectHint;
       if (pr.maybeDecreaseTo(m.index, hint)) {
@@ -685,6 +727,7 @@ export class Raft {
     if (this.maybeCommit()) this.afterCommit();
     while (this.maybeSendAppend(m.from, false));
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    this.maybeHandOff();
   }
 
   private handleHeartbeatResponse(m: Message): void {
@@ -692,15 +735,25 @@ export class Raft {
     if (!pr) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    pr.knownCommit = Math.max(pr.knownCommit, m.commit);
     if (m.index > pr.leaseAckTick) pr.leaseAckTick = m.index;
+    if (this.maybeHandOff()) return;
     if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Probe) this.sendAppend(m.from);
     const round = decodeReadRound(m.context);
     if (round === 0) return;
     for (const request of this.readRounds.acknowledge(m.from, round, this.conf.voters, this.id)) this.answerRead(request);
   }
 
+  /** A leader handing off after its removal serves nothing. */
+  private assertServing(): void {
+    if (this.handoffIndex > 0) {
+      throw new NotLeaderError(NO_NODE, 'this leader was removed from the group and is handing off leadership');
+    }
+  }
+
   private assertAcceptingProposals(): void {
     if (this.role !== Role.Leader) throw new NotLeaderError(this.leader);
+    this.assertServing();
     if (this.leadTransferee !== NO_NODE) {
       throw new NotLeaderError(this.leadTransferee, `leadership is being transferred to ${this.leadTransferee}`);
     }
@@ -764,18 +817,24 @@ export class Raft {
     }
   }
 
+  /** Applies a committed membership change (skipped by `conf` if a newer snapshot already holds it). */
   private applyConfChangeEntry(entry: Entry): void {
-    if (entry.index <= this.confIndex) return;
-    this.setConf(applyConfChange(this.conf, decodeConfChange(entry.data)), entry.index);
+    const cc = decodeConfChange(entry.data);
+    this.appliedConf = applyConfChange(this.appliedConf, cc);
+    if (entry.index > this.confIndex) this.setConf(applyConfChange(this.conf, cc), entry.index);
   }
 
   private setConf(conf: ConfState, index: number): void {
     this.conf = conf;
     this.confIndex = index;
-    if (this.role !== Role.Leader) return;
-    if (!conf.voters.includes(this.id)) {
-      this.becomeFollower(this.term, NO_NODE);
+    if (this.role === Role.Candidate || this.role === Role.PreCandidate) {
+      if (!this.promotable()) this.becomeFollower(this.term, NO_NODE);
       return;
+    }
+    if (this.role !== Role.Leader) return;
+    if (!conf.voters.includes(this.id) && this.handoffIndex === 0) {
+      this.handoffIndex = index;
+      this.abortLeaderTransfer();
     }
     for (const id of conf.voters) this.syncProgress(id, false);
     for (const id of conf.learners) this.syncProgress(id, true);
@@ -785,6 +844,25 @@ export class Raft {
     if (this.leadTransferee !== NO_NODE && !conf.voters.includes(this.leadTransferee)) this.abortLeaderTransfer();
     if (this.maybeCommit()) this.afterCommit();
     this.broadcastPending = true;
+    this.maybeHandOff();
+  }
+
+  /**
+   * During a handoff: once a voter of the new membership holds our whole log and knows the removal
+   * is committed, tell it to campaign at once and step down. True if we stepped down.
+   */
+  private maybeHandOff(): boolean {
+    if (this.handoffIndex === 0) return false;
+    const last = this.log.lastIndex();
+    for (const id of this.conf.voters) {
+      const pr = this.progress.get(id);
+      if (pr && pr.match === last && pr.knownCommit >= this.handoffIndex) {
+        this.sendTimeoutNow(id);
+        this.becomeFollower(this.term, NO_NODE);
+        return true;
+      }
+    }
+    return false;
   }
 
   private syncProgress(id: NodeId, isLearner: boolean): void {
@@ -872,9 +950,12 @@ export class Raft {
     });
   }
 
+  /** Sends every follower what it lacks: as many appends as its in-flight window allows. */
   private bcastAppend(): void {
     for (const id of this.progress.keys()) {
-      if (id !== this.id) this.sendAppend(id);
+      if (id === this.id) continue;
+      this.sendAppend(id);
+      while (this.maybeSendAppend(id, false));
     }
   }
 
@@ -892,18 +973,25 @@ export class Raft {
     this.maybeSendAppend(to, true);
   }
 
-  /** Sends `to` the entries it needs next (or a snapshot); false if nothing was sent. */
+  /**
+   * Sends `to` the entries it needs next (or a snapshot); false if nothing was sent. With the
+   * in-flight window full, it sends (once per heartbeat answer) an empty append instead: if the
+   * appends in flight were lost, the follower's rejection of it restarts replication from a probe.
+   */
   private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
     const pr = this.progress.get(to);
-    if (!pr || pr.isPaused()) return false;
+    if (!pr) return false;
+    const last = this.log.lastIndex();
+    const windowProbe = pr.state === ProgressState.Replicate && pr.inflights.full();
+    if (windowProbe ? !sendIfEmpty || pr.probeSent || pr.match >= last : pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
     if (prevTerm === undefined) return this.maybeSendSnapshot(to, pr);
-    const last = this.log.lastIndex();
-    const entries = pr.next <= last ? this.log.slice(pr.next, last + 1, this.maxSizePerMsg) : [];
+    const entries = !windowProbe && pr.next <= last ? this.log.slice(pr.next, last + 1, this.maxSizePerMsg) : [];
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed });
-    pr.sentEntries(entries.at(-1)?.index);
+    if (windowProbe) pr.probeSent = true;
+    else pr.sentEntries(entries.at(-1)?.index);
     return true;
   }
 
