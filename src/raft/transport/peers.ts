@@ -1,15 +1,17 @@
-// The sending side of the Raft transport: one gRPC client per peer address. Messages for a peer
-// are queued and sent one batch at a time (everything queued while a Send is in flight goes in the
-// next batch). Snap messages are streamed with SendSnapshot in ~1 MiB chunks. A failed call drops its
-// batch (Raft tolerates loss), tells the driver the peer is unreachable, and pauses that peer with
-// exponential backoff; while a peer is down its queue is bounded and loses its oldest messages.
+// The sending side of the Raft transport: one gRPC client per peer address and, on it, one
+// long-lived Stream call that carries MessageBatches in order without waiting for an answer per
+// batch. Messages for a peer are queued and written as one batch per event-loop turn, or, while the
+// stream pushes back (HTTP/2 flow control), as one batch once it drains. Snap messages are streamed
+// with SendSnapshot in ~1 MiB chunks. A failed stream loses what it carried (Raft tolerates loss),
+// tells the driver the peer is unreachable, and is reopened after an exponential backoff; while a
+// peer is down its queue is bounded and loses its oldest messages.
 //
 // Never blocks the caller and never throws at it: send() only queues.
 import * as grpc from '@grpc/grpc-js';
 import { MessageType, type Message, type NodeId } from '../types.js';
 import { tokenMetadata } from './cluster-token.js';
 import { RAFT_MAX_MESSAGE_BYTES } from './server.js';
-import { SEND_PATH, SEND_SNAPSHOT_PATH, encodeMessageBatch, encodeSnapshotChunk, messageToWire } from './wire.js';
+import { SEND_SNAPSHOT_PATH, STREAM_PATH, encodeMessageBatch, encodeSnapshotChunk, messageToWire } from './wire.js';
 
 export interface RaftPeersOptions {
   self: NodeId;
@@ -28,8 +30,6 @@ export interface RaftPeersOptions {
   initialBackoffMs?: number;
   /** Default 1,000 ms. */
   maxBackoffMs?: number;
-  /** Deadline of one Send call. Default 5,000 ms. */
-  sendTimeoutMs?: number;
 }
 
 /** A batch stays under gRPC's default 4 MiB receive limit unless a single message is larger. */
@@ -54,7 +54,6 @@ interface Settings {
   snapshotChunkBytes: number;
   initialBackoffMs: number;
   maxBackoffMs: number;
-  sendTimeoutMs: number;
   onUnreachable(peer: NodeId): void;
   onSnapshotSent(peer: NodeId, ok: boolean): void;
 }
@@ -63,12 +62,20 @@ interface Settings {
 class PeerLink {
   private readonly client: grpc.Client;
   private queue: Message[] = [];
-  private sending = false;
+  private flushScheduled = false;
+  private stream: grpc.ClientWritableStream<Buffer> | undefined;
+  /**
+   * True once the peer has admitted the stream and while the stream takes more: until then messages
+   * stay in the queue (so a connection attempt that fails loses nothing), and while the stream
+   * pushes back they batch up there.
+   */
+  private writable = false;
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private snapshotCall: grpc.ClientWritableStream<Buffer> | undefined;
   private closed = false;
   private retireTimer: NodeJS.Timeout | undefined;
+  private ending = false;
   dropped = 0;
 
   constructor(
@@ -97,15 +104,29 @@ class PeerLink {
       this.queue.splice(0, excess);
       this.dropped += excess;
     }
-    this.pump();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.pump();
+      });
+    }
   }
 
+  /** Writes what is queued while the stream takes it (opening the stream if needed). */
   private pump(): void {
-    if (this.closed || this.sending || this.retryTimer !== undefined) return;
+    if (this.closed || this.retryTimer !== undefined) return;
     if (this.queue.length === 0) {
-      if (this.retireTimer !== undefined) this.close();
+      if (this.retireTimer !== undefined) this.finishRetiring();
       return;
     }
+    const stream = this.stream ?? this.openStream();
+    while (this.writable && this.queue.length > 0) {
+      this.writable = stream.write(encodeMessageBatch(this.settings.group, this.takeBatch()));
+    }
+  }
+
+  private takeBatch(): Message[] {
     let bytes = 0;
     let n = 0;
     while (n < this.queue.length) {
@@ -113,23 +134,40 @@ class PeerLink {
       if (n > 0 && bytes > BATCH_BYTES) break;
       n++;
     }
-    const batch = this.queue.splice(0, n);
-    this.sending = true;
-    this.client.makeUnaryRequest(
-      SEND_PATH,
+    return this.queue.splice(0, n);
+  }
+
+  private openStream(): grpc.ClientWritableStream<Buffer> {
+    const stream = this.client.makeClientStreamRequest<Buffer, Buffer>(
+      STREAM_PATH,
       identity,
       identity,
-      encodeMessageBatch(this.settings.group, batch),
       tokenMetadata(this.settings.token),
-      { deadline: Date.now() + this.settings.sendTimeoutMs },
+      {},
       (error) => {
-        this.sending = false;
+        if (this.stream !== stream) return;
+        this.stream = undefined;
+        this.writable = false;
         if (this.closed) return;
         if (error) this.failed();
-        else this.failures = 0;
-        this.pump();
+        else this.pump();
       },
     );
+    // The server answers with its headers once it has admitted the stream: the peer is reachable.
+    stream.on('metadata', () => {
+      if (this.stream !== stream) return;
+      this.failures = 0;
+      this.writable = true;
+      this.pump();
+    });
+    stream.on('drain', () => {
+      if (this.stream !== stream) return;
+      this.writable = true;
+      this.pump();
+    });
+    this.stream = stream;
+    this.writable = false;
+    return stream;
   }
 
   private failed(): void {
@@ -188,8 +226,9 @@ class PeerLink {
   }
 
   /**
-   * Closes once what is already queued has been sent (or after `graceMs`): the last messages to a
-   * peer that just left the group tell it the commit index that removed it.
+   * Closes once what is already queued has been written and the stream has ended (or after
+   * `graceMs`): the last messages to a peer that just left the group tell it the commit index that
+   * removed it.
    */
   retire(graceMs: number): void {
     if (this.closed || this.retireTimer !== undefined) return;
@@ -198,12 +237,23 @@ class PeerLink {
     this.pump();
   }
 
+  /** Ends the stream; its completion (pump() again, with no stream left) closes the link. */
+  private finishRetiring(): void {
+    if (!this.stream) return this.close();
+    if (!this.ending) {
+      this.ending = true;
+      this.stream.end();
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.retireTimer !== undefined) clearTimeout(this.retireTimer);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.snapshotCall?.cancel();
+    this.stream?.cancel();
+    this.stream = undefined;
     this.queue = [];
     this.client.close();
   }
@@ -222,7 +272,6 @@ export class RaftPeers {
       snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024,
       initialBackoffMs: options.initialBackoffMs ?? 20,
       maxBackoffMs: options.maxBackoffMs ?? 1_000,
-      sendTimeoutMs: options.sendTimeoutMs ?? 5_000,
       onUnreachable: options.onUnreachable,
       onSnapshotSent: options.onSnapshotSent,
     };

@@ -9,6 +9,7 @@ import { ClusterToken } from './cluster-token.js';
 import {
   SEND_PATH,
   SEND_SNAPSHOT_PATH,
+  STREAM_PATH,
   WireFormatError,
   bytesOf,
   decodeMessageBatch,
@@ -46,6 +47,15 @@ const RAW_RAFT_SERVICE: grpc.ServiceDefinition = {
   send: {
     path: SEND_PATH,
     requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+  stream: {
+    path: STREAM_PATH,
+    requestStream: true,
     responseStream: false,
     requestSerialize: identity,
     requestDeserialize: identity,
@@ -122,35 +132,47 @@ export function registerRaftService(server: grpc.Server, options: RaftServiceOpt
   const group = options.group ?? 0;
   const maxSnapshotBytes = options.maxSnapshotBytes ?? 2 ** 32 - 1;
 
-  const send = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
-    if (!token.admits(call.metadata)) return callback(UNAUTHENTICATED());
+  /** Decodes, checks and delivers one batch; the refusal to answer with, if any. */
+  const accept = (bytes: Buffer): grpc.ServiceError | undefined => {
     let messages: Message[];
     try {
-      const batch = decodeMessageBatch(call.request);
+      const batch = decodeMessageBatch(bytes);
       if (batch.group !== group) {
-        return callback(refusal(grpc.status.FAILED_PRECONDITION, `batch for group ${batch.group}, this is group ${group}`));
+        return refusal(grpc.status.FAILED_PRECONDITION, `batch for group ${batch.group}, this is group ${group}`);
       }
       messages = batch.messages;
     } catch (error) {
-      return callback(refusal(grpc.status.INVALID_ARGUMENT, (error as Error).message));
+      return refusal(grpc.status.INVALID_ARGUMENT, (error as Error).message);
     }
     try {
       options.deliver(messages);
     } catch (error) {
-      return callback(refusal(grpc.status.UNAVAILABLE, (error as Error).message));
+      return refusal(grpc.status.UNAVAILABLE, (error as Error).message);
     }
-    callback(null, EMPTY_ACK);
+    return undefined;
+  };
+
+  const send = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
+    if (!token.admits(call.metadata)) return callback(UNAUTHENTICATED());
+    const refused = accept(call.request);
+    if (refused) callback(refused);
+    else callback(null, EMPTY_ACK);
+  };
+
+  const stream = (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
+    const settle = settleOnce(call, callback);
+    if (!token.admits(call.metadata)) return settle(UNAUTHENTICATED());
+    call.sendMetadata(new grpc.Metadata()); // tells the sender it is admitted
+    call.on('data', (bytes: Buffer) => {
+      const refused = accept(bytes);
+      if (refused) settle(refused);
+    });
+    call.on('end', () => settle(null));
+    call.on('error', () => settle(null));
   };
 
   const sendSnapshot = (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void => {
-    let settled = false;
-    const settle = (error: grpc.ServiceError | null): void => {
-      if (settled) return;
-      settled = true;
-      call.removeAllListeners('data');
-      if (error) callback(error);
-      else callback(null, EMPTY_ACK);
-    };
+    const settle = settleOnce(call, callback);
     if (!token.admits(call.metadata)) return settle(UNAUTHENTICATED());
     const assembly = new SnapshotAssembly(group, maxSnapshotBytes);
     call.on('data', (bytes: Buffer) => {
@@ -161,7 +183,6 @@ export function registerRaftService(server: grpc.Server, options: RaftServiceOpt
       }
     });
     call.on('end', () => {
-      if (settled) return;
       let message: Message;
       try {
         message = assembly.finish();
@@ -175,11 +196,27 @@ export function registerRaftService(server: grpc.Server, options: RaftServiceOpt
       }
       settle(null);
     });
-    call.on('error', () => {
-      settled = true; // the peer went away mid-stream: nothing to answer, nothing delivered
-    });
+    call.on('error', () => settle(null)); // the peer went away mid-stream: nothing delivered
   };
 
-  server.addService(RAW_RAFT_SERVICE, { send, sendSnapshot } as grpc.UntypedServiceImplementation);
+  server.addService(RAW_RAFT_SERVICE, { send, stream, sendSnapshot } as grpc.UntypedServiceImplementation);
   return () => server.removeService(RAW_RAFT_SERVICE);
+}
+
+/**
+ * Answers a client stream at most once and stops reading it after that (later data, an error after
+ * a refusal, the end of a stream that was cut off: all ignored).
+ */
+function settleOnce(
+  call: grpc.ServerReadableStream<Buffer, Buffer>,
+  callback: grpc.sendUnaryData<Buffer>,
+): (error: grpc.ServiceError | null) => void {
+  let settled = false;
+  return (error) => {
+    if (settled) return;
+    settled = true;
+    call.removeAllListeners('data');
+    if (error) callback(error);
+    else callback(null, EMPTY_ACK);
+  };
 }

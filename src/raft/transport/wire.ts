@@ -164,5 +164,6 @@ export function encodeSnapshotChunk(chunk: wire.SnapshotChunk): Buffer {
 
 /** The gRPC method paths of the RaftTransport service (proto/raft.proto). */
 export const SEND_PATH = wire.RaftTransportService.send.path;
+export const STREAM_PATH = wire.RaftTransportService.stream.path;
 export const SEND_SNAPSHOT_PATH = wire.RaftTransportService.sendSnapshot.path;
 

@@ -12,6 +12,7 @@ import { EntryType, MessageType, nodeId, type Message } from '../../../src/raft/
 const TOKEN = 'test-cluster-token';
 const SEND = '/tidefs.raft.RaftTransport/Send';
 const SEND_SNAPSHOT = '/tidefs.raft.RaftTransport/SendSnapshot';
+const STREAM = '/tidefs.raft.RaftTransport/Stream';
 const identity = (b: Buffer): Buffer => b;
 
 function heartbeat(from: number, to: number, term = 1): Message {
@@ -91,6 +92,14 @@ function rawSend(client: grpc.Client, body: Buffer, md: grpc.Metadata): Promise<
   );
 }
 
+function rawStream(client: grpc.Client, bodies: Buffer[], md: grpc.Metadata): Promise<grpc.status> {
+  return new Promise((resolve) => {
+    const call = client.makeClientStreamRequest(STREAM, identity, identity, md, {}, (error) => resolve(error ? error.code : grpc.status.OK));
+    for (const body of bodies) call.write(body);
+    call.end();
+  });
+}
+
 function rawSnapshot(client: grpc.Client, chunks: wire.SnapshotChunk[], md: grpc.Metadata): Promise<grpc.status> {
   return new Promise((resolve) => {
     const call = client.makeClientStreamRequest(SEND_SNAPSHOT, identity, identity, md, {}, (error) =>
@@ -128,6 +137,8 @@ describe('RaftTransport service', () => {
     expect(await rawSend(client, body, metadata())).toBe(grpc.status.UNAUTHENTICATED);
     expect(await rawSend(client, body, metadata('test-cluster-tokeX'))).toBe(grpc.status.UNAUTHENTICATED);
     expect(await rawSend(client, body, metadata(''))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await rawStream(client, [body, body], metadata('wrong'))).toBe(grpc.status.UNAUTHENTICATED);
+    expect(await rawStream(client, [body], metadata())).toBe(grpc.status.UNAUTHENTICATED);
     const snapMessage = { ...messageToWire({ ...heartbeat(1, 2), type: MessageType.Snap }), snapshotMeta: { index: 5, term: 1, conf: { voters: [1], learners: [], addresses: {} } } };
     expect(await rawSnapshot(client, [{ group: 7, message: snapMessage, offset: 0, data: Buffer.from('abc'), done: true }], metadata('nope'))).toBe(
       grpc.status.UNAUTHENTICATED,
@@ -135,10 +146,11 @@ describe('RaftTransport service', () => {
     expect(received.batches).toEqual([]);
     expect(received.snapshots).toEqual([]);
     expect(await rawSend(client, body, metadata(TOKEN))).toBe(grpc.status.OK);
-    expect(received.batches).toHaveLength(1);
+    expect(await rawStream(client, [body, body], metadata(TOKEN))).toBe(grpc.status.OK);
+    expect(received.batches).toHaveLength(3);
   });
 
-  it('refuses malformed batches with INVALID_ARGUMENT and keeps serving', async () => {
+  it('refuses malformed batches (one call or on a stream) with INVALID_ARGUMENT and keeps serving', async () => {
     const { port, received } = await startServer();
     const client = rawClient(port);
     const md = (): grpc.Metadata => metadata(TOKEN);
@@ -153,8 +165,13 @@ describe('RaftTransport service', () => {
       encode([{ ...good, type: MessageType.Snap }]), // a snapshot outside the snapshot stream
     ];
     for (const body of cases) expect(await rawSend(client, body, md())).toBe(grpc.status.INVALID_ARGUMENT);
+    const good7 = encodeMessageBatch(7, [heartbeat(1, 2)]);
+    for (const body of cases) expect(await rawStream(client, [body, good7], md())).toBe(grpc.status.INVALID_ARGUMENT);
     expect(await rawSend(client, encodeMessageBatch(8, [heartbeat(1, 2)]), md())).toBe(grpc.status.FAILED_PRECONDITION);
     expect(received.batches).toEqual([]);
+    expect(await rawStream(client, [good7, cases[0]!, good7], md())).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(received.batches).toHaveLength(1); // the batch before the bad one, nothing after it
+    received.batches.length = 0;
     expect(await rawSend(client, encodeMessageBatch(7, [append(1, 2, 10, 3)]), md())).toBe(grpc.status.OK);
     expect(received.batches[0]![0]!.entries.map((e) => e.index)).toEqual([11, 12, 13]);
   });
@@ -180,7 +197,7 @@ describe('RaftTransport service', () => {
 });
 
 describe('RaftPeers', () => {
-  it('delivers in order, batching what queues up while a send is in flight', async () => {
+  it('delivers in order over one stream, batching what is sent in the same turn', async () => {
     const { port, received } = await startServer();
     const events = { unreachable: [] as number[], snapshots: [] as [number, boolean][] };
     const p = peers(1, events);
@@ -192,7 +209,7 @@ describe('RaftPeers', () => {
     await until(() => received.batches.flat().length >= 1000);
     const terms = received.batches.flat().map((m) => m.term);
     expect(terms).toEqual(sent.map((m) => m.term));
-    expect(received.batches.length).toBeLessThanOrEqual(2);
+    expect(received.batches).toHaveLength(1);
     expect(events.unreachable).toEqual([]);
   });
 
