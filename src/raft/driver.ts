@@ -89,6 +89,11 @@ export interface RaftNodeOptions<Result> {
   maxInflightMsgs?: number;
   /** Randomness for election timeouts (tests pass a seeded one). Default Math.random. */
   random?: () => number;
+  /**
+   * Fault injection: an outgoing message for which this returns false is dropped, as a lossy or
+   * partitioned network would. For tests and chaos runs only.
+   */
+  deliverable?: (m: Message) => boolean;
 }
 
 export interface RaftNodeStatus {
@@ -148,6 +153,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly defaultTimeoutMs: number;
   private readonly snapshotEvery: number;
   private readonly compactionMargin: number;
+  private readonly deliverable: ((m: Message) => boolean) | undefined;
   private readonly pendingEntries = new Map<number, PendingEntry>();
   private readonly pendingReads = new Map<number, PendingRead>();
   private nextReadId = 1;
@@ -185,9 +191,11 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       if (isEmpty && options.bootstrap) {
         await storage.applySnapshot({ meta: { index: 0, term: 0, conf: options.bootstrap }, data: new Uint8Array(0) });
       }
-      const snapshot = storage.snapshot();
       const sm = options.stateMachine;
-      if (sm.appliedIndex() < snapshot.meta.index) await sm.restore(snapshot.data, snapshot.meta.index);
+      if (sm.appliedIndex() < storage.snapshotMeta().index) {
+        const snapshot = storage.snapshot();
+        await sm.restore(snapshot.data, snapshot.meta.index);
+      }
       const node = new RaftNode(options, storage, sm.appliedIndex());
       await node.replayed.catch(async (error: unknown) => {
         await node.close();
@@ -213,8 +221,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
     this.snapshotEvery = Math.max(1, options.snapshotEvery ?? 10_000);
     this.compactionMargin = Math.max(0, options.compactionMargin ?? 5_000);
+    this.deliverable = options.deliverable;
     // The core hands out committed entries after `applied` (and replays membership changes up to it).
-    this.applied = Math.max(storage.snapshot().meta.index, smApplied);
+    this.applied = Math.max(storage.snapshotMeta().index, smApplied);
     this.replayTarget = storage.hardState().commit;
     let settleReplay: { resolve(): void; reject(error: Error): void } | undefined;
     this.replayed = new Promise<void>((resolve, reject) => (settleReplay = { resolve, reject }));
@@ -333,7 +342,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       term: hardState.term,
       commitIndex: hardState.commit,
       appliedIndex: this.applied,
-      snapshotIndex: this.storage.snapshot().meta.index,
+      snapshotIndex: this.storage.snapshotMeta().index,
       firstIndex: this.storage.firstIndex(),
       lastIndex: this.storage.lastIndex(),
       conf: this.coreStatus().conf,
@@ -448,7 +457,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       this.replay.done = true;
       this.replay.reject(error);
     } else {
-      this.emit('error', error);
+      // Outside the loop, so that an unhandled 'error' crashes the process rather than the loop.
+      process.nextTick(() => this.emit('error', error));
     }
   }
 
@@ -463,7 +473,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       });
     }
     if (this.stopped) return;
-    if (rd.messages.length > 0) this.peers?.send(rd.messages);
+    const messages = this.deliverable ? rd.messages.filter(this.deliverable) : rd.messages;
+    if (messages.length > 0) this.peers?.send(messages);
     if (rd.snapshot && rd.snapshot.meta.index > this.applied) {
       await this.sm.restore(rd.snapshot.data, rd.snapshot.meta.index);
       this.applied = rd.snapshot.meta.index;
@@ -501,7 +512,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       this.emit('removed');
       return;
     }
-    if (this.applied - this.storage.snapshot().meta.index >= this.snapshotEvery) await this.takeSnapshot();
+    if (this.applied - this.storage.snapshotMeta().index >= this.snapshotEvery) await this.takeSnapshot();
     this.noteReplayProgress();
   }
 

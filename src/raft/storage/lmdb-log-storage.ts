@@ -101,7 +101,7 @@ export class LmdbLogStorage implements LogStorage {
   private readonly snapshotData: Database<Buffer, string>;
   private hardStateValue: HardState;
   private flushedVote: { term: number; vote: number };
-  private snapshotMeta: SnapshotMeta;
+  private snapshotMetaValue: SnapshotMeta;
   private start: LogStart;
   private last: number;
   private closed = false;
@@ -137,7 +137,7 @@ export class LmdbLogStorage implements LogStorage {
 
     this.hardStateValue = (this.meta.get(HARD_STATE_KEY) as HardState | undefined) ?? EMPTY_HARD_STATE;
     this.flushedVote = { term: this.hardStateValue.term, vote: this.hardStateValue.vote };
-    this.snapshotMeta = (this.meta.get(SNAPSHOT_META_KEY) as SnapshotMeta | undefined) ?? {
+    this.snapshotMetaValue = (this.meta.get(SNAPSHOT_META_KEY) as SnapshotMeta | undefined) ?? {
       index: 0,
       term: 0,
       conf: EMPTY_CONF,
@@ -151,7 +151,7 @@ export class LmdbLogStorage implements LogStorage {
   // ---- LogStorage (the core's synchronous view) ----
 
   initialState(): { hardState: HardState; confState: ConfState } {
-    return { hardState: { ...this.hardStateValue }, confState: this.snapshotMeta.conf };
+    return { hardState: { ...this.hardStateValue }, confState: this.snapshotMetaValue.conf };
   }
 
   entries(lo: number, hi: number, maxBytes = Infinity): Entry[] {
@@ -194,10 +194,15 @@ export class LmdbLogStorage implements LogStorage {
     this.assertOpen();
     const stored = this.snapshotData.get(SNAPSHOT_DATA_KEY);
     const data = stored ? new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength) : new Uint8Array(0);
-    return { meta: this.snapshotMeta, data };
+    return { meta: this.snapshotMetaValue, data };
   }
 
-  // ---- writes (the driver's) ----
+  // ---- the driver's view and writes ----
+
+  /** The latest snapshot's metadata, without reading its data. */
+  snapshotMeta(): SnapshotMeta {
+    return this.snapshotMetaValue;
+  }
 
   /** The hard state as last written (not necessarily flushed in 'process' mode). */
   hardState(): HardState {
@@ -215,7 +220,7 @@ export class LmdbLogStorage implements LogStorage {
     const { snapshot, entries, hardState } = update;
     let start = this.start;
     let last = this.last;
-    let meta = this.snapshotMeta;
+    let meta = this.snapshotMetaValue;
     this.env.transactionSync(() => {
       if (snapshot) {
         const { index, term } = snapshot.meta;
@@ -241,7 +246,7 @@ export class LmdbLogStorage implements LogStorage {
     }, this.commitFlags);
     this.start = start;
     this.last = last;
-    this.snapshotMeta = meta;
+    this.snapshotMetaValue = meta;
     if (hardState) this.hardStateValue = { ...hardState };
 
     const recordsNewVote =
@@ -272,7 +277,7 @@ export class LmdbLogStorage implements LogStorage {
   saveSnapshot(snapshot: Snapshot): void {
     this.assertOpen();
     const { index, term } = snapshot.meta;
-    if (index <= this.snapshotMeta.index) return;
+    if (index <= this.snapshotMetaValue.index) return;
     if (index > this.last || this.term(index) !== term) {
       throw new LogStorageError(`snapshot at ${index} (term ${term}) does not match the log`);
     }
@@ -280,7 +285,7 @@ export class LmdbLogStorage implements LogStorage {
       this.meta.putSync(SNAPSHOT_META_KEY, snapshot.meta);
       this.snapshotData.putSync(SNAPSHOT_DATA_KEY, asBuffer(snapshot.data));
     }, this.commitFlags);
-    this.snapshotMeta = snapshot.meta;
+    this.snapshotMetaValue = snapshot.meta;
   }
 
   /**
@@ -291,8 +296,8 @@ export class LmdbLogStorage implements LogStorage {
   compact(index: number): void {
     this.assertOpen();
     if (index <= this.start.index) return;
-    if (index > this.snapshotMeta.index) {
-      throw new LogStorageError(`cannot compact to ${index}: the latest snapshot is at ${this.snapshotMeta.index}`);
+    if (index > this.snapshotMetaValue.index) {
+      throw new LogStorageError(`cannot compact to ${index}: the latest snapshot is at ${this.snapshotMetaValue.index}`);
     }
     const start: LogStart = { index, term: this.term(index) };
     this.env.transactionSync(() => {

@@ -7,10 +7,10 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RaftNode, type RaftNodeOptions } from '../../../src/raft/driver.js';
-import { ClosedError, NotLeaderError, ProposalTimeoutError, RemovedFromGroupError } from '../../../src/raft/errors.js';
+import { ClosedError, NotLeaderError, ProposalDroppedError, ProposalTimeoutError, RemovedFromGroupError } from '../../../src/raft/errors.js';
 import type { StateMachine } from '../../../src/raft/state-machine.js';
 import { RAFT_SERVER_OPTIONS } from '../../../src/raft/transport/server.js';
-import { Role, nodeId, type Entry, type NodeId } from '../../../src/raft/types.js';
+import { Role, nodeId, type Entry, type Message, type NodeId } from '../../../src/raft/types.js';
 
 const TOKEN = 'driver-test-token';
 const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -170,12 +170,15 @@ describe('RaftNode, single node', () => {
 });
 
 describe('RaftNode, three nodes over gRPC', () => {
-  async function group(size: number, sms: ListMachine[] = []): Promise<{ nodes: RaftNode<number>[]; sms: ListMachine[]; addresses: Record<number, string> }> {
+  async function group(
+    size: number,
+    deliverable?: (m: Message) => boolean,
+  ): Promise<{ nodes: RaftNode<number>[]; sms: ListMachine[]; addresses: Record<number, string> }> {
     const hosts = await Promise.all(Array.from({ length: size }, () => boundServer()));
     const addresses: Record<number, string> = {};
     hosts.forEach((h, k) => (addresses[k + 1] = h.address));
     const bootstrap = { voters: hosts.map((_, k) => nodeId(k + 1)), learners: [], addresses };
-    const machines = hosts.map((_, k) => sms[k] ?? new ListMachine());
+    const machines = hosts.map(() => new ListMachine());
     const members = await Promise.all(
       hosts.map(async (h, k) =>
         open({
@@ -186,6 +189,7 @@ describe('RaftNode, three nodes over gRPC', () => {
           server: h.server,
           token: TOKEN,
           timing: { tickMs: 20, electionTick: 10 },
+          ...(deliverable ? { deliverable } : {}),
         }),
       ),
     );
@@ -213,6 +217,29 @@ describe('RaftNode, three nodes over gRPC', () => {
     for (const sm of sms) expect(sm.items).toEqual(Array.from({ length: 100 }, (_, i) => `r${i}`));
     await follower.readBarrier();
     expect(follower.status().appliedIndex).toBeGreaterThanOrEqual(results.at(-1)!);
+  });
+
+  it('rejects a proposal whose slot a new leader took with ProposalDroppedError, and reports leader changes', async () => {
+    let isolated = 0;
+    const { nodes: members } = await group(3, (m) => m.from !== isolated && m.to !== isolated);
+    const oldLeader = await leaderOf(members);
+    await oldLeader.propose(encode('before'));
+    const changes: [number, number][] = [];
+    oldLeader.on('leaderChange', (leader, term) => changes.push([leader, term]));
+
+    isolated = oldLeader.id;
+    const stranded = oldLeader.propose(encode('stranded'), { timeoutMs: 20_000 });
+    const others = members.filter((n) => n !== oldLeader);
+    let newLeader: RaftNode<number> | undefined;
+    await until(() => (newLeader = others.find((n) => n.status().role === Role.Leader)) !== undefined, 10_000, 'a new leader');
+    await newLeader!.propose(encode('under the new leader'));
+
+    isolated = 0;
+    const outcome = await stranded.catch((e: unknown) => e);
+    expect(outcome).toBeInstanceOf(ProposalDroppedError);
+    await until(() => oldLeader.status().leader === newLeader!.id, 5_000, 'the old leader follows');
+    expect(changes.at(-1)![0]).toBe(newLeader!.id);
+    expect(changes.at(-1)![1]).toBeGreaterThan(1);
   });
 
   it('times out a proposal that cannot commit (followers gone)', async () => {
