@@ -715,18 +715,19 @@ export class Raft {
       }
       return;
     }
-    if (!pr.maybeUpdate(m.index) && !(pr.match === m.index && pr.state === ProgressState.Probe)) return;
-    if (pr.state === ProgressState.Probe) {
-      pr.becomeReplicate();
-    } else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.log.firstIndex()) {
-      pr.becomeProbe();
-      pr.becomeReplicate();
-    } else if (pr.state === ProgressState.Replicate) {
-      pr.inflights.freeUpTo(m.index);
+    if (pr.maybeUpdate(m.index) || (pr.match === m.index && pr.state === ProgressState.Probe)) {
+      if (pr.state === ProgressState.Probe) {
+        pr.becomeReplicate();
+      } else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.log.firstIndex()) {
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      } else if (pr.state === ProgressState.Replicate) {
+        pr.inflights.freeUpTo(m.index);
+      }
+      if (this.maybeCommit()) this.afterCommit();
+      while (this.maybeSendAppend(m.from, false));
+      if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
     }
-    if (this.maybeCommit()) this.afterCommit();
-    while (this.maybeSendAppend(m.from, false));
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
     this.maybeHandOff();
   }
 

@@ -14,6 +14,7 @@ import {
   type Message,
   type NodeId,
   type ReadState,
+  type Snapshot,
 } from '../../../src/raft/types.js';
 
 export type NodeOptions = Partial<Omit<RaftConfig, 'id' | 'storage' | 'applied'>>;
@@ -26,6 +27,8 @@ export class TestNode {
   /** Data of every applied Normal entry with data, by index. */
   readonly applied = new Map<number, string>();
   readonly readStates: ReadState[] = [];
+  /** Snapshots this node installed from its leader. */
+  readonly installed: Snapshot[] = [];
   appliedIndex = 0;
 
   constructor(
@@ -38,7 +41,7 @@ export class TestNode {
 
   /** Loses everything not persisted and starts again from storage (applied = its snapshot). */
   restart(): void {
-    this.appliedIndex = this.storage.firstIndex() - 1;
+    this.appliedIndex = this.storage.snapshot().meta.index;
     this.raw = this.start();
   }
 
@@ -178,7 +181,10 @@ export class TestCluster {
     node.storage.append(rd.entries);
     if (rd.hardState) node.storage.setHardState(rd.hardState);
     this.inFlight.push(...rd.messages);
-    if (rd.snapshot) node.appliedIndex = rd.snapshot.meta.index;
+    if (rd.snapshot) {
+      node.installed.push(rd.snapshot);
+      node.appliedIndex = rd.snapshot.meta.index;
+    }
     for (const entry of rd.committedEntries) this.apply(node, entry);
     node.readStates.push(...rd.readStates);
     node.raw.advance(rd);
