@@ -37,7 +37,6 @@ import {
   Role,
   type ConfChange,
   type ConfState,
-  type Entry,
   type Message,
   type NodeId,
   type Ready,
@@ -486,8 +485,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     let membershipChanged = false;
     let removedSelf = false;
     for (const entry of rd.committedEntries) {
-      const outcome = await this.applyEntry(entry);
-      if (entry.type === EntryType.ConfChange) {
+      // Membership changes are the core's; only Normal entries reach the state machine. A state
+      // machine that answers synchronously is not awaited, so a whole batch applies in one turn.
+      let outcome: unknown;
+      if (entry.type === EntryType.Normal) {
+        outcome = this.sm.apply(entry);
+        if (outcome instanceof Promise) outcome = await outcome;
+      } else {
         membershipChanged = true;
         const change = decodeConfChange(entry.data);
         if (change.type === ConfChangeType.RemoveNode && change.node === this.id) removedSelf = true;
@@ -520,13 +524,6 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.replay.done || this.applied < this.replayTarget || this.awaitingSoleVoterElection) return;
     this.replay.done = true;
     this.replay.resolve();
-  }
-
-  /** Applies one committed entry to the state machine (membership changes are the core's). */
-  private async applyEntry(entry: Entry): Promise<unknown> {
-    if (entry.type !== EntryType.Normal) return undefined;
-    const result = this.sm.apply(entry);
-    return result instanceof Promise ? await result : result;
   }
 
   private settle(index: number, pending: PendingEntry, error: Error | undefined, value?: unknown): void {
