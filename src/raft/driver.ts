@@ -256,7 +256,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
         onSnapshotSent: (peer, ok) => this.whileRunning(() => this.raw.reportSnapshot(peer, ok)),
       });
     }
-    this.followMembership(storage.initialState().confState);
+    this.followMembership(this.coreStatus().conf);
     this.campaignIfSoleVoter();
     this.noteReplayProgress();
     this.tickTimer = setInterval(() => this.whileRunning(() => this.raw.tick()), this.timing.tickMs);
@@ -395,6 +395,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       return Promise.reject(this.translate(error));
     }
     this.wake();
+    // An earlier proposal still waiting at this index lost its slot to a leader's truncation.
+    const displaced = this.pendingEntries.get(position.index);
+    if (displaced) this.settle(position.index, displaced, new ProposalDroppedError(position.index, displaced.term));
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pendingEntries.delete(position.index);

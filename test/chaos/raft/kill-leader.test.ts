@@ -1,5 +1,5 @@
 // Chaos: 3 raft-kv processes on 127.0.0.1 with concurrent clients writing; the leader is killed with
-// SIGKILL mid-load. A new leader must be elected within a bound, and every acknowledged write must be
+// SIGKILL mid-load, once per durability mode ('process' promises exactly to survive this). A new leader must be elected within a bound, and every acknowledged write must be
 // on both survivors and, after the killed node restarts from its data directory, on it too.
 //
 // beforeAll compiles the fixture (and only what it imports) into dist/ with tsc, so this test does
@@ -21,7 +21,11 @@ const ELECTION_TICK = 10;
 const NEW_LEADER_BOUND_MS = 2.5 * 2 * TICK_MS * ELECTION_TICK;
 const CLIENTS = 8;
 
-async function buildFixture(scratch: string): Promise<void> {
+/** Compiles the fixture once per test file run (both suites share it). */
+let fixtureBuilt: Promise<void> | undefined;
+
+async function buildFixture(): Promise<void> {
+  const scratch = await mkdtemp(path.join(tmpdir(), 'tidefs-raft-kv-build-'));
   const config = path.join(scratch, 'tsconfig.raft-kv.json');
   await writeFile(
     config,
@@ -41,6 +45,8 @@ async function buildFixture(scratch: string): Promise<void> {
     await promisify(execFile)(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', config], { cwd: REPO });
   } catch (error) {
     throw new Error(`compiling the raft-kv fixture failed:\n${(error as { stdout?: string }).stdout ?? ''}`);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
   }
 }
 
@@ -86,18 +92,18 @@ async function untilComplete(cluster: RaftKvCluster, id: number, acked: Acked[],
   }
 }
 
-describe('raft chaos: kill -9 the leader under load', () => {
+describe.each(['process', 'fsync'] as const)('raft chaos (%s durability): kill -9 the leader under load', (durability) => {
   let scratch: string;
   let cluster: RaftKvCluster | undefined;
 
   beforeAll(async () => {
     scratch = await mkdtemp(path.join(tmpdir(), 'tidefs-chaos-raft-'));
-    await buildFixture(scratch);
+    await (fixtureBuilt ??= buildFixture());
     cluster = await RaftKvCluster.start({
       serverScript: SERVER_SCRIPT,
       baseDir: scratch,
       size: 3,
-      durability: 'process',
+      durability,
       tickMs: TICK_MS,
       electionTick: ELECTION_TICK,
       snapshotEvery: 2_000,
@@ -125,7 +131,7 @@ describe('raft chaos: kill -9 the leader under load', () => {
     await c.kill(oldLeader);
     const newLeader = await c.leader(NEW_LEADER_BOUND_MS + 5_000, [oldLeader]);
     const electionMs = Date.now() - killedAt;
-    process.stderr.write(`raft chaos: leader ${oldLeader} killed; ${newLeader} leads after ${electionMs} ms\n`);
+    process.stderr.write(`raft chaos (${durability}): leader ${oldLeader} killed; ${newLeader} leads after ${electionMs} ms\n`);
     expect(newLeader).not.toBe(oldLeader);
     expect(electionMs).toBeLessThan(NEW_LEADER_BOUND_MS);
 
@@ -144,6 +150,6 @@ describe('raft chaos: kill -9 the leader under load', () => {
     await c.launch(oldLeader);
     const missing = await untilComplete(c, oldLeader, acked, 20_000);
     expect(missing.slice(0, 5), `acknowledged writes missing on restarted node ${oldLeader}`).toEqual([]);
-    process.stderr.write(`raft chaos: ${acked.length} acknowledged writes, all present on 3 nodes\n`);
+    process.stderr.write(`raft chaos (${durability}): ${acked.length} acknowledged writes, all present on 3 nodes\n`);
   });
 });

@@ -93,11 +93,11 @@ const single = (id = 1): { voters: NodeId[]; learners: NodeId[]; addresses: Reco
 });
 
 describe('RaftNode, single node', () => {
-  it('elects itself at once and applies proposals in order, resolving each with its result', async () => {
+  it.each(['fsync', 'process'] as const)('elects itself at once and applies proposals in order, resolving each with its result (%s)', async (durability) => {
     const dir = await tempDir();
     const sm = new ListMachine();
     const started = Date.now();
-    const node = await open({ id: nodeId(1), storage: { dir }, bootstrap: single(), stateMachine: sm, timing: { tickMs: 100, electionTick: 10 } });
+    const node = await open({ id: nodeId(1), storage: { dir }, bootstrap: single(), stateMachine: sm, durability, timing: { tickMs: 100, electionTick: 10 } });
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => node.propose(encode(`p${i}`))));
     expect(Date.now() - started).toBeLessThan(900); // well under one election timeout (1-2 s)
     expect(sm.items).toEqual(Array.from({ length: 200 }, (_, i) => `p${i}`));
