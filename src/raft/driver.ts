@@ -285,7 +285,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pendingReads.delete(readId);
-        reject(new ProposalTimeoutError(timeoutMs));
+        reject(new ProposalTimeoutError(timeoutMs, 'read barrier'));
       }, timeoutMs);
       this.pendingReads.set(readId, { index: undefined, resolve, reject, timer });
     });
@@ -318,7 +318,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.off('leaderChange', onChange);
-        reject(new ProposalTimeoutError(timeoutMs));
+        reject(new ProposalTimeoutError(timeoutMs, 'leadership transfer'));
       }, timeoutMs);
       const onChange = (leader: NodeId): void => {
         if (leader !== id) return;
@@ -377,11 +377,12 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     return new NotLeaderError(leader, this.addresses[leader]);
   }
 
-  /** The core's refusals, as the RaftErrors callers see. */
-  private translate(error: unknown): Error {
+  /** The core's refusals, as the RaftErrors callers see; anything else is a broken invariant. */
+  private translate(error: unknown): RaftError {
     if (error instanceof CoreNotLeaderError) return this.notLeader(error.leader);
     if (error instanceof CoreConfChangeRejectedError) return new ConfChangeRejectedError(error.message.replace(/^raft core: /, ''));
-    return error as Error;
+    this.fail(error as Error);
+    return new ClosedError();
   }
 
   /** Runs `submit` (which appends an entry on the core) and waits for that entry to apply. */

@@ -21,10 +21,16 @@ export class NotLeaderError extends RaftError {
   }
 }
 
-/** The proposal was not applied within its deadline. It may still be applied later. */
+/**
+ * A proposal (or membership change, read barrier, leadership transfer) did not complete within its
+ * deadline. It may still take effect later.
+ */
 export class ProposalTimeoutError extends RaftError {
-  constructor(readonly timeoutMs: number) {
-    super(`proposal not applied within ${timeoutMs} ms (it may still be applied later)`);
+  constructor(
+    readonly timeoutMs: number,
+    what = 'proposal',
+  ) {
+    super(`${what} not done within ${timeoutMs} ms (it may still take effect later)`);
   }
 }
 

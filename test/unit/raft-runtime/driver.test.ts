@@ -202,7 +202,7 @@ describe('RaftNode, three nodes over gRPC', () => {
     return leader!;
   }
 
-  it('replicates to every member; followers refuse proposals with the leader and its address', async () => {
+  it('replicates to every member; followers refuse proposals with the leader and its address; leadership transfers', async () => {
     const { nodes: members, sms, addresses } = await group(3);
     const leader = await leaderOf(members);
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) => leader.propose(encode(`r${i}`))));
@@ -217,6 +217,12 @@ describe('RaftNode, three nodes over gRPC', () => {
     for (const sm of sms) expect(sm.items).toEqual(Array.from({ length: 100 }, (_, i) => `r${i}`));
     await follower.readBarrier();
     expect(follower.status().appliedIndex).toBeGreaterThanOrEqual(results.at(-1)!);
+
+    await expect(follower.transferLeadership(leader.id)).rejects.toBeInstanceOf(NotLeaderError);
+    await leader.transferLeadership(follower.id, { timeoutMs: 5_000 });
+    await until(() => follower.status().role === Role.Leader, 5_000, 'the transfer target leads');
+    await follower.propose(encode('after the transfer'));
+    await until(() => sms.every((sm) => sm.items.at(-1) === 'after the transfer'), 5_000, 'all members applied');
   });
 
   it('rejects a proposal whose slot a new leader took with ProposalDroppedError, and reports leader changes', async () => {
