@@ -35,6 +35,11 @@ export interface PutOptions {
   contentType?: string;
 }
 
+export interface CopyOptions extends PutOptions {
+  /** Copy only this version of the source (else kind 'changed'). */
+  sourceEtag?: string;
+}
+
 export interface CompletedPart {
   partNumber: number;
   etag: string;
@@ -71,7 +76,10 @@ export interface ObjectStore {
   readonly description: string;
   /** Fails with a StoreError ('no-such-bucket', 'access-denied', 'unavailable') if the bucket cannot be used. */
   checkAccess(): Promise<void>;
-  /** undefined when the key does not exist. */
+  /**
+   * undefined when the key does not exist. A HEAD reply carries no error code, so in a bucket that
+   * does not exist this is undefined too (checkAccess tells the two apart).
+   */
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /**
@@ -79,18 +87,29 @@ export interface ObjectStore {
    * fails with kind 'changed' if the object is no longer that version.
    */
   getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer>;
+  /**
+   * The last `length` bytes of the object (all of it when it is shorter): an HTTP suffix range, for
+   * reading a footer without knowing the size. With `etag`, fails with kind 'changed' like getRange.
+   */
+  getTail(key: string, length: number, etag?: string): Promise<Buffer>;
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
   createMultipart(key: string, options?: PutOptions): Promise<string>;
+  /** Fails with kind 'not-found' when the upload no longer exists (aborted or completed). */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart>;
-  /** Returns the final object's ETag (fetched with HEAD when the server's reply lacks it). */
+  /**
+   * Returns the final object's ETag (fetched with HEAD when the server's reply lacks it). Completing
+   * an upload that is already complete returns the object's ETag if the object is still that upload's
+   * result; an upload that was aborted (or replaced since) fails with kind 'not-found'.
+   */
   completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }>;
   /** Succeeds if the upload is already gone. */
   abortMultipart(key: string, uploadId: string): Promise<void>;
   /**
-   * Server-side copy of any size (multipart copy above 5 GiB), replacing metadata when given.
+   * Server-side copy of any size (multipart copy above 5 GiB). The destination gets `metadata` and
+   * `contentType` when either is given, else the source's.
    * With `sourceEtag`, fails with kind 'changed' if the source is no longer that version.
    */
-  copy(sourceKey: string, destKey: string, options?: PutOptions & { sourceEtag?: string }): Promise<{ etag: string }>;
+  copy(sourceKey: string, destKey: string, options?: CopyOptions): Promise<{ etag: string }>;
   /** Succeeds if the key does not exist. */
   delete(key: string): Promise<void>;
 }

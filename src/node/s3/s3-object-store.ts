@@ -1,0 +1,503 @@
+// The ObjectStore over a real S3 server (AWS, radosgw, ...) through @aws-sdk/client-s3. It owns the
+// HTTP connection pool, the retry loop (the SDK's own retries are off so the behaviour is explicit)
+// and the translation of every failure into a StoreError. It never decides what a failure means for
+// the filesystem, never adds a key prefix, and never logs object data or credentials.
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import type { S3ConnectionSettings } from './config.js';
+import {
+  type CompletedPart,
+  type CopyOptions,
+  type ListOptions,
+  type ListPage,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  StoreError,
+} from './object-store.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryTransient } from './retry.js';
+import { classifyS3Failure, describeS3Failure, IncompleteBodyError, type S3Failure } from './s3-errors.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** S3 allows at most this many parts in one multipart upload. */
+const MAX_PARTS = 10_000;
+
+export interface S3ObjectStoreConfig extends S3ConnectionSettings {
+  bucket: string;
+  /** Defaults to DEFAULT_RETRY_POLICY (6 attempts, 100 ms doubling up to 5 s, full jitter). */
+  retry?: Partial<RetryPolicy>;
+  /** An attempt fails (and is retried) when its connection shows no progress for this long. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** An attempt fails (and is retried) when connecting takes longer. Default 5 s. */
+  connectTimeoutMs?: number;
+  /** Connections kept open to the server; parallel ranged GETs each need one. Default 64. */
+  maxSockets?: number;
+  /** Larger objects are copied with UploadPartCopy. Default 5 GiB, S3's CopyObject limit. */
+  maxSingleCopyBytes?: number;
+  /** Part size of a multipart copy (raised when the object needs more than 10,000 parts). Default 512 MiB. */
+  copyPartBytes?: number;
+  /** UploadPartCopy requests in flight during a multipart copy. Default 4. */
+  copyConcurrency?: number;
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly description: string;
+  private readonly bucket: string;
+  private readonly server: string;
+  private readonly client: S3Client;
+  private readonly retry: RetryPolicy;
+  private readonly maxSingleCopyBytes: number;
+  private readonly copyPartBytes: number;
+  private readonly copyConcurrency: number;
+
+  constructor(config: S3ObjectStoreConfig) {
+    if (config.bucket === '') throw new StoreError('invalid', 'S3 bucket name is empty');
+    const { endpoint, region, credentials } = config;
+    this.bucket = config.bucket;
+    this.server = endpoint ?? `AWS ${region}`;
+    this.description = `s3://${config.bucket} at ${this.server}`;
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...config.retry };
+    this.maxSingleCopyBytes = config.maxSingleCopyBytes ?? 5 * GiB;
+    this.copyPartBytes = config.copyPartBytes ?? 512 * MiB;
+    this.copyConcurrency = config.copyConcurrency ?? 4;
+    const agentOptions = { keepAlive: true, maxSockets: config.maxSockets ?? 64 };
+    this.client = new S3Client({
+      region,
+      endpoint,
+      forcePathStyle: endpoint !== undefined,
+      credentials,
+      maxAttempts: 1,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        httpAgent: new http.Agent(agentOptions),
+        httpsAgent: new https.Agent(agentOptions),
+        connectionTimeout: config.connectTimeoutMs ?? 5_000,
+        socketTimeout: config.requestTimeoutMs ?? 30_000,
+      },
+    });
+  }
+
+  /** Closes the kept-alive connections. The store must not be used afterwards. */
+  close(): void {
+    this.client.destroy();
+  }
+
+  async checkAccess(): Promise<void> {
+    try {
+      await this.call('ListObjectsV2', undefined, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, MaxKeys: 1 })),
+      );
+    } catch (error) {
+      throw this.accessError(error as StoreError);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const out = await this.call('HeadObject', key, () =>
+      unlessFailure(this.headObject(key), (failure) => failure.kind === 'not-found', undefined),
+    );
+    if (out === undefined) return undefined;
+    return {
+      key,
+      size: out.ContentLength ?? 0,
+      etag: unquote(out.ETag),
+      mtime: out.LastModified ?? new Date(0),
+      metadata: out.Metadata ?? {},
+    };
+  }
+
+  async list(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    const out = await this.call('ListObjectsV2', prefix, () =>
+      this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix === '' ? undefined : prefix,
+          Delimiter: options.delimiter,
+          ContinuationToken: options.token,
+          StartAfter: options.startAfter,
+          MaxKeys: options.maxKeys,
+        }),
+      ),
+    );
+    const objects: ObjectInfo[] = [];
+    for (const entry of out.Contents ?? []) {
+      if (entry.Key === undefined) continue;
+      objects.push({
+        key: entry.Key,
+        size: entry.Size ?? 0,
+        etag: unquote(entry.ETag),
+        mtime: entry.LastModified ?? new Date(0),
+      });
+    }
+    const prefixes = (out.CommonPrefixes ?? []).flatMap((entry) => (entry.Prefix === undefined ? [] : [entry.Prefix]));
+    const nextToken = out.IsTruncated ? out.NextContinuationToken : undefined;
+    return nextToken === undefined ? { objects, prefixes } : { objects, prefixes, nextToken };
+  }
+
+  async getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer> {
+    if (!Number.isSafeInteger(offset) || offset < 0) this.rejectArgument('GetObject', key, `offset ${offset}`);
+    if (!Number.isSafeInteger(length) || length < 1) this.rejectArgument('GetObject', key, `length ${length}`);
+    return this.readRange(key, `bytes=${offset}-${offset + length - 1}`, etag);
+  }
+
+  async getTail(key: string, length: number, etag?: string): Promise<Buffer> {
+    if (!Number.isSafeInteger(length) || length < 1) this.rejectArgument('GetObject', key, `length ${length}`);
+    return this.readRange(key, `bytes=-${length}`, etag);
+  }
+
+  async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
+    const out = await this.call('PutObject', key, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentLength: body.length,
+          Metadata: options.metadata,
+          ContentType: options.contentType,
+        }),
+      ),
+    );
+    return { etag: await this.etagOrHead(key, out.ETag) };
+  }
+
+  async createMultipart(key: string, options: PutOptions = {}): Promise<string> {
+    const out = await this.call('CreateMultipartUpload', key, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Metadata: options.metadata,
+          ContentType: options.contentType,
+        }),
+      ),
+    );
+    if (out.UploadId === undefined) {
+      throw new StoreError('unavailable', `S3 CreateMultipartUpload ${this.location(key)}: reply has no UploadId`, key);
+    }
+    return out.UploadId;
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart> {
+    const out = await this.call('UploadPart', key, () =>
+      this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: body,
+          ContentLength: body.length,
+        }),
+      ),
+    );
+    return { partNumber, etag: unquote(out.ETag) };
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {
+    try {
+      const out = await this.call('CompleteMultipartUpload', key, () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: quote(part.etag) })) },
+          }),
+        ),
+      );
+      return { etag: await this.etagOrHead(key, out.ETag) };
+    } catch (error) {
+      if (!(error instanceof StoreError) || (error.kind !== 'unavailable' && error.kind !== 'not-found')) throw error;
+      return this.settleVanishedUpload(key, uploadId, parts, error);
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    await this.call('AbortMultipartUpload', key, () =>
+      unlessFailure(
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })),
+        (failure) => failure.kind === 'not-found',
+        undefined,
+      ),
+    );
+  }
+
+  async copy(sourceKey: string, destKey: string, options: CopyOptions = {}): Promise<{ etag: string }> {
+    const { sourceEtag, ...putOptions } = options;
+    const source = await this.call('HeadObject', sourceKey, () => this.headObject(sourceKey));
+    const currentEtag = unquote(source.ETag);
+    if (sourceEtag !== undefined && currentEtag !== sourceEtag) {
+      throw new StoreError('changed', `S3 CopyObject ${this.location(sourceKey)}: source is no longer version ${sourceEtag}`, sourceKey);
+    }
+    const replaceMetadata = putOptions.metadata !== undefined || putOptions.contentType !== undefined;
+    const size = source.ContentLength ?? 0;
+    if (size > this.maxSingleCopyBytes) {
+      const destOptions = replaceMetadata ? putOptions : { metadata: source.Metadata, contentType: source.ContentType };
+      return this.copyInParts(sourceKey, currentEtag, size, destKey, destOptions);
+    }
+    const out = await this.call('CopyObject', destKey, () =>
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: destKey,
+          CopySource: this.copySource(sourceKey),
+          CopySourceIfMatch: sourceEtag === undefined ? undefined : quote(sourceEtag),
+          ...(replaceMetadata
+            ? { MetadataDirective: 'REPLACE', Metadata: putOptions.metadata, ContentType: putOptions.contentType }
+            : {}),
+        }),
+      ),
+    );
+    return { etag: await this.etagOrHead(destKey, out.CopyObjectResult?.ETag) };
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call('DeleteObject', key, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
+  }
+
+  /** One S3 operation with retries of transient failures; every failure leaves as a StoreError. */
+  private async call<T>(operation: string, key: string | undefined, attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await retryTransient(attempt, (error) => classifyS3Failure(error).transient, this.retry);
+    } catch (error) {
+      if (error instanceof StoreError) throw error;
+      const failure = classifyS3Failure(error);
+      const gaveUp = failure.transient ? ` (gave up after ${this.retry.maxAttempts} attempts)` : '';
+      const message = `S3 ${operation} ${this.location(key)}: ${describeS3Failure(failure)}${gaveUp}`;
+      throw new StoreError(failure.kind, message, key, { cause: error });
+    }
+  }
+
+  private headObject(key: string): Promise<HeadObjectCommandOutput> {
+    return this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  private async readRange(key: string, range: string, etag: string | undefined): Promise<Buffer> {
+    const body = await this.call('GetObject', key, async () => {
+      const request = this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, IfMatch: etag === undefined ? undefined : quote(etag) }),
+      );
+      const out = await unlessFailure(request, (failure) => failure.status === 416, undefined);
+      return out === undefined ? undefined : readBody(out.Body as Readable | undefined, out.ContentLength);
+    });
+    if (body !== undefined) return body;
+    // 416: the range starts at or past the end (every range of an empty object does). The server may
+    // answer that before it checks If-Match, so the version is checked separately.
+    if (etag !== undefined) {
+      const current = await this.head(key);
+      if (current === undefined) throw new StoreError('not-found', `S3 GetObject ${this.location(key)}: NoSuchKey`, key);
+      if (current.etag !== etag) {
+        throw new StoreError('changed', `S3 GetObject ${this.location(key)}: object is no longer version ${etag}`, key);
+      }
+    }
+    return Buffer.alloc(0);
+  }
+
+  private async etagOrHead(key: string, etag: string | undefined): Promise<string> {
+    const unquoted = unquote(etag);
+    if (unquoted !== '') return unquoted;
+    // radosgw answers CompleteMultipartUpload with an empty ETag; HEAD has the real one.
+    const info = await this.head(key);
+    if (info === undefined) {
+      throw new StoreError('not-found', `S3 HeadObject ${this.location(key)}: object vanished right after it was written`, key);
+    }
+    return info.etag;
+  }
+
+  /**
+   * CompleteMultipartUpload failed and the upload may be gone: radosgw answers 500 (not 404
+   * NoSuchUpload) for an unknown upload, and an earlier attempt may have completed it before its
+   * reply was lost. Settled by asking whether the upload still exists and, if not, whether the object
+   * is the one these parts make (its ETag is derived from the parts' ETags).
+   */
+  private async settleVanishedUpload(
+    key: string,
+    uploadId: string,
+    parts: CompletedPart[],
+    failure: StoreError,
+  ): Promise<{ etag: string }> {
+    const uploadExists = await this.call('ListParts', key, () =>
+      unlessFailure(
+        this.client
+          .send(new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MaxParts: 1 }))
+          .then(() => true),
+        (listFailure) => listFailure.kind === 'not-found',
+        false,
+      ),
+    );
+    if (uploadExists) throw failure;
+    const expected = multipartEtag(parts);
+    const current = await this.head(key);
+    if (expected !== undefined && current?.etag === expected) return { etag: current.etag };
+    throw new StoreError(
+      'not-found',
+      `S3 CompleteMultipartUpload ${this.location(key)}: upload ${uploadId} no longer exists`,
+      key,
+      { cause: failure },
+    );
+  }
+
+  private async copyInParts(
+    sourceKey: string,
+    sourceEtag: string,
+    size: number,
+    destKey: string,
+    options: PutOptions,
+  ): Promise<{ etag: string }> {
+    const partBytes = Math.max(this.copyPartBytes, Math.ceil(size / MAX_PARTS));
+    const partCount = Math.ceil(size / partBytes);
+    const uploadId = await this.createMultipart(destKey, options);
+    try {
+      const parts = await mapConcurrently(partCount, this.copyConcurrency, async (index) => {
+        const partNumber = index + 1;
+        const first = index * partBytes;
+        const last = Math.min(size, first + partBytes) - 1;
+        const out = await this.call('UploadPartCopy', destKey, () =>
+          this.client.send(
+            new UploadPartCopyCommand({
+              Bucket: this.bucket,
+              Key: destKey,
+              UploadId: uploadId,
+              PartNumber: partNumber,
+              CopySource: this.copySource(sourceKey),
+              CopySourceRange: `bytes=${first}-${last}`,
+              CopySourceIfMatch: quote(sourceEtag),
+            }),
+          ),
+        );
+        return { partNumber, etag: unquote(out.CopyPartResult?.ETag) };
+      });
+      return await this.completeMultipart(destKey, uploadId, parts);
+    } catch (error) {
+      // The copy's own failure is what matters; a leftover upload is only storage to reclaim.
+      await this.abortMultipart(destKey, uploadId).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private copySource(key: string): string {
+    return `${this.bucket}/${encodeURIComponent(key)}`;
+  }
+
+  private accessError(error: StoreError): StoreError {
+    const detail = describeS3Failure(classifyS3Failure(error.cause));
+    switch (error.kind) {
+      case 'no-such-bucket':
+        return new StoreError(error.kind, `bucket "${this.bucket}" does not exist at ${this.server}`, undefined, { cause: error });
+      case 'access-denied':
+        return new StoreError(
+          error.kind,
+          `${this.server} refused access to bucket "${this.bucket}" (check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY): ${detail}`,
+          undefined,
+          { cause: error },
+        );
+      case 'unavailable':
+        return new StoreError(error.kind, `cannot reach S3 at ${this.server}: ${detail}`, undefined, { cause: error });
+      default:
+        return error;
+    }
+  }
+
+  private rejectArgument(operation: string, key: string, what: string): never {
+    throw new StoreError('invalid', `S3 ${operation} ${this.location(key)}: invalid ${what}`, key);
+  }
+
+  private location(key: string | undefined): string {
+    return key === undefined ? `s3://${this.bucket}` : `s3://${this.bucket}/${key}`;
+  }
+}
+
+/** The promise's value, or `fallback` when it fails in a way `accept` recognises. */
+async function unlessFailure<T, U>(promise: Promise<T>, accept: (failure: S3Failure) => boolean, fallback: U): Promise<T | U> {
+  try {
+    return await promise;
+  } catch (error) {
+    const failure = classifyS3Failure(error);
+    if (!failure.transient && accept(failure)) return fallback;
+    throw error;
+  }
+}
+
+/** Reads the whole body into one buffer, preallocated when the length is known. */
+async function readBody(body: Readable | undefined, contentLength: number | undefined): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  if (contentLength === undefined) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+  const buffer = Buffer.allocUnsafe(contentLength);
+  let filled = 0;
+  for await (const chunk of body) {
+    filled += (chunk as Buffer).copy(buffer, filled);
+  }
+  if (filled !== contentLength) throw new IncompleteBodyError(contentLength, filled);
+  return buffer;
+}
+
+/** S3's ETag of a completed multipart upload: md5 of the parts' binary md5s, then "-<count>". */
+export function multipartEtag(parts: CompletedPart[]): string | undefined {
+  const hash = createHash('md5');
+  for (const part of parts) {
+    if (!/^[0-9a-f]{32}$/i.test(part.etag)) return undefined;
+    hash.update(Buffer.from(part.etag, 'hex'));
+  }
+  return `${hash.digest('hex')}-${parts.length}`;
+}
+
+/**
+ * Runs `task(0..count-1)` with at most `limit` in flight; results in index order. After a failure no
+ * new task starts, and it rejects (with the first failure) only once the running ones have settled.
+ */
+async function mapConcurrently<T>(count: number, limit: number, task: (index: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < count) {
+      const index = next++;
+      try {
+        results[index] = await task(index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
+    }
+  };
+  const outcomes = await Promise.allSettled(Array.from({ length: Math.min(limit, count) }, worker));
+  const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
+  return results;
+}
+
+function unquote(etag: string | undefined): string {
+  if (etag === undefined) return '';
+  return etag.length >= 2 && etag.startsWith('"') && etag.endsWith('"') ? etag.slice(1, -1) : etag;
+}
+
+function quote(etag: string): string {
+  return `"${etag}"`;
+}
