@@ -37,6 +37,7 @@ const BATCH_BYTES = 3 * 1024 * 1024;
 const MESSAGE_OVERHEAD_BYTES = 64;
 /** How long a retired link may keep delivering what was queued before it closes regardless. */
 const RETIRE_GRACE_MS = 1_000;
+const KEEPALIVE_MS = 5_000;
 
 const identity = (bytes: Buffer): Buffer => bytes;
 
@@ -46,17 +47,7 @@ function approximateBytes(m: Message): number {
   return bytes;
 }
 
-interface Settings {
-  self: NodeId;
-  token: string;
-  group: number;
-  maxQueuedMessages: number;
-  snapshotChunkBytes: number;
-  initialBackoffMs: number;
-  maxBackoffMs: number;
-  onUnreachable(peer: NodeId): void;
-  onSnapshotSent(peer: NodeId, ok: boolean): void;
-}
+type Settings = Required<RaftPeersOptions>;
 
 /** Everything about talking to one peer at one address. */
 class PeerLink {
@@ -89,6 +80,10 @@ class PeerLink {
       'grpc.initial_reconnect_backoff_ms': settings.initialBackoffMs,
       'grpc.max_reconnect_backoff_ms': settings.maxBackoffMs,
       'grpc-node.max_session_memory': 256,
+      // A peer that stops answering without closing the connection (stopped, partitioned) fails
+      // the stream within ~10 s, so a process that replaces it at the same address is reached.
+      'grpc.keepalive_time_ms': KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': KEEPALIVE_MS,
     });
   }
 
