@@ -46,11 +46,11 @@ const MESSAGE_TYPES = new Set<number>(Object.values(MessageType).filter((v): v i
 
 // ---- outgoing ----
 
-export function confStateToWire(conf: ConfState): wire.ConfState {
+function confStateToWire(conf: ConfState): wire.ConfState {
   return { voters: [...conf.voters], learners: [...conf.learners], addresses: { ...conf.addresses } };
 }
 
-export function snapshotMetaToWire(meta: SnapshotMeta): wire.SnapshotMeta {
+function snapshotMetaToWire(meta: SnapshotMeta): wire.SnapshotMeta {
   return { index: meta.index, term: meta.term, conf: confStateToWire(meta.conf) };
 }
 
@@ -78,7 +78,7 @@ export function messageToWire(m: Message): wire.Message {
 
 // ---- incoming (validated) ----
 
-export function confStateFromWire(conf: wire.ConfState): ConfState {
+function confStateFromWire(conf: wire.ConfState): ConfState {
   const voters = conf.voters.map((id) => member(id, 'voter'));
   const learners = conf.learners.map((id) => member(id, 'learner'));
   const addresses: Record<number, string> = {};
@@ -88,7 +88,7 @@ export function confStateFromWire(conf: wire.ConfState): ConfState {
   return { voters, learners, addresses };
 }
 
-export function snapshotMetaFromWire(meta: wire.SnapshotMeta): SnapshotMeta {
+function snapshotMetaFromWire(meta: wire.SnapshotMeta): SnapshotMeta {
   if (!meta.conf) throw new WireFormatError('snapshot metadata without a conf state');
   return { index: count(meta.index, 'snapshot index'), term: count(meta.term, 'snapshot term'), conf: confStateFromWire(meta.conf) };
 }
