@@ -215,6 +215,13 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {
+    // S3 refuses parts out of order (InvalidPartOrder); radosgw silently sorts them. Refuse them here
+    // so every server behaves the same.
+    for (let i = 1; i < parts.length; i++) {
+      if (parts[i].partNumber <= parts[i - 1].partNumber) {
+        this.rejectArgument('CompleteMultipartUpload', key, `part order (${parts[i - 1].partNumber} before ${parts[i].partNumber})`);
+      }
+    }
     try {
       const out = await this.call('CompleteMultipartUpload', key, () =>
         this.client.send(

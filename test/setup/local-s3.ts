@@ -1,0 +1,58 @@
+// vitest global setup: makes a real S3 server available to every test. If AWS_ENDPOINT_URL is set and
+// answers, that server is used as is. Otherwise `scripts/local-s3 acquire` starts the local radosgw
+// (or joins one another test run already uses) and its settings go into process.env, which vitest
+// hands to every worker (checked with vitest 4, forks and threads: the workers start after this
+// runs). Teardown releases this run's lease; the script stops the server only when it was started by
+// a lease and no live lease remains, so concurrent runs share one server and a server started by hand
+// with `scripts/local-s3 start` is left running.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
+const run = promisify(execFile);
+
+export default async function setup(): Promise<(() => Promise<void>) | undefined> {
+  const configured = process.env.AWS_ENDPOINT_URL;
+  if (configured !== undefined && configured !== '') {
+    if (await answersHttp(configured)) return undefined;
+    process.stderr.write(`local-s3 setup: AWS_ENDPOINT_URL=${configured} does not answer; using the local S3 server\n`);
+  }
+  const lease = String(process.pid);
+  const began = Date.now();
+  const outcome = await localS3('acquire', lease);
+  Object.assign(process.env, parseExports(await localS3('env')));
+  process.stderr.write(`local-s3 setup: ${outcome} the local S3 server at ${process.env.AWS_ENDPOINT_URL} in ${Date.now() - began} ms\n`);
+  return async () => {
+    await localS3('release', lease);
+  };
+}
+
+async function localS3(...args: string[]): Promise<string> {
+  try {
+    const { stdout } = await run(LOCAL_S3, args, { timeout: 300_000 });
+    return stdout.trim();
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`scripts/local-s3 ${args[0]} failed: ${stderr || (error as Error).message}`, { cause: error });
+  }
+}
+
+/** `export A=1 B=2` -> { A: '1', B: '2' } (the script's values contain no spaces or quotes). */
+function parseExports(line: string): Record<string, string> {
+  const entries = line.replace(/^export\s+/, '').split(/\s+/).map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new Error(`scripts/local-s3 env printed an unexpected line: ${line}`);
+    return [pair.slice(0, eq), pair.slice(eq + 1)] as const;
+  });
+  return Object.fromEntries(entries);
+}
+
+async function answersHttp(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    return true;
+  } catch {
+    return false;
+  }
+}

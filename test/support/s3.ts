@@ -1,0 +1,106 @@
+// Helpers for tests that need a real bucket: the S3 settings of the test run, a raw SDK client, an
+// S3ObjectStore tuned for tests, and throwaway buckets. The settings come from process.env, which the
+// global setup (test/setup/local-s3.ts) fills in before any worker starts: vitest hands the setup's
+// process.env to its workers, so no provide/inject is needed. A test that runs without that setup
+// needs AWS_ENDPOINT_URL (or AWS credentials) in its environment.
+import { randomBytes } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { type S3ConnectionSettings, s3SettingsFromEnv } from '../../src/node/s3/config.js';
+import { S3ObjectStore, type S3ObjectStoreConfig } from '../../src/node/s3/s3-object-store.js';
+
+export function s3TestSettings(): S3ConnectionSettings {
+  const settings = s3SettingsFromEnv();
+  if (settings.endpoint === undefined && settings.credentials === undefined) {
+    throw new Error(
+      'no S3 server for tests: run them through vitest.config.ts (its global setup starts scripts/local-s3) ' +
+        'or export AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY',
+    );
+  }
+  return settings;
+}
+
+/** A raw SDK client for the test S3 server (the caller destroys it). */
+export function s3TestClient(): S3Client {
+  const { endpoint, region, credentials } = s3TestSettings();
+  return new S3Client({
+    endpoint,
+    region,
+    credentials,
+    forcePathStyle: endpoint !== undefined,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/**
+ * An S3ObjectStore on `bucket` of the test server with a small retry budget (4 attempts, 10-100 ms),
+ * so a test that provokes failures gets its answer quickly. The caller closes it.
+ */
+export function s3TestStore(bucket: string, overrides: Partial<S3ObjectStoreConfig> = {}): S3ObjectStore {
+  return new S3ObjectStore({
+    ...s3TestSettings(),
+    bucket,
+    retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 100 },
+    ...overrides,
+  });
+}
+
+export interface TestBucket {
+  name: string;
+  /** Deletes every object, aborts every unfinished multipart upload, deletes the bucket. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+/** Creates a bucket named `<prefix>-<time>-<random>` on the test server. */
+export async function createTestBucket(prefix = 'test'): Promise<TestBucket> {
+  const cleanPrefix = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'test';
+  const name = `${cleanPrefix}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  const client = s3TestClient();
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: name }));
+  } finally {
+    client.destroy();
+  }
+  return { name, destroy: () => destroyBucket(name) };
+}
+
+async function destroyBucket(bucket: string): Promise<void> {
+  const client = s3TestClient();
+  try {
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+      const objects = (page.Contents ?? []).map((entry) => ({ Key: entry.Key }));
+      if (objects.length > 0) {
+        await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects, Quiet: true } }));
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await client.send(
+        new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+      }
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'NoSuchBucket') throw error;
+  } finally {
+    client.destroy();
+  }
+}
