@@ -249,8 +249,9 @@ export class Raft {
         this.becomeFollower(m.term, fromLeader ? m.from : NO_NODE);
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
-        // A deposed leader that our lease or pre-vote kept from learning the new term: tell it.
+      if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
+        // A deposed leader: tell it the new term. Waiting for our own campaign to tell it could
+        // wait forever (we may not be a voter in our view, and our lease or pre-vote may stop it).
         this.send({ type: MessageType.AppResp, to: m.from });
       } else if (m.type === MessageType.PreVote || m.type === MessageType.Vote) {
         // Tell a candidate behind us our term (Raft §5.1), so that it catches up in one round.

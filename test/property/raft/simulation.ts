@@ -335,7 +335,7 @@ export class Simulation {
 
   /** How long a crash or a partition lasts unless an action ends it first (in steps). */
   private faultDuration(): number {
-    return this.rng.int(10, 400);
+    return this.rng.int(5, 150);
   }
 
   private partition(side: Map<NodeId, number>): void {
@@ -388,6 +388,10 @@ export class Simulation {
     }
     this.deliverDueMessages();
     for (const node of this.rng.shuffle(this.nodes.slice())) this.drive(node);
+    for (const node of this.nodes) {
+      const status = node.raw?.status();
+      if (status?.role === Role.Leader) this.checkElectionSafety(node.id, status.term);
+    }
     this.expireClientOps();
     if (this.clientsActive) this.startClientOps();
   }
@@ -635,10 +639,11 @@ export class Simulation {
   // ---- safety checks ----
 
   private checkElectionSafety(id: NodeId, term: number): void {
+    const existing = this.leaderOfTerm.get(term);
+    if (existing === id) return;
+    if (existing !== undefined) this.fail(`election safety: nodes ${existing} and ${id} both lead term ${term}`);
     this.report.elections++;
     this.note(`node ${id} leads term ${term}`);
-    const existing = this.leaderOfTerm.get(term);
-    if (existing !== undefined && existing !== id) this.fail(`election safety: nodes ${existing} and ${id} both lead term ${term}`);
     this.leaderOfTerm.set(term, id);
   }
 
