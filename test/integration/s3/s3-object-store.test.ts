@@ -1,0 +1,90 @@
+// What only the real S3ObjectStore does, on the test S3 server: one-line mount-time errors from
+// checkAccess (missing bucket, rejected credentials, unreachable server), the multipart ETag it
+// derives matching the server's, and exact reads of an object far larger than a socket buffer.
+import net from 'node:net';
+import { once } from 'node:events';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { multipartEtag, S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
+import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
+import { expectStoreError, testBytes } from './object-store-contract.js';
+
+const MiB = 1024 * 1024;
+
+describe('S3ObjectStore on the test S3 server', () => {
+  let bucket: TestBucket;
+  let store: S3ObjectStore;
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('s3store');
+    store = s3TestStore(bucket.name);
+  });
+  afterAll(async () => {
+    store?.close();
+    await bucket?.destroy();
+  });
+
+  it('describes itself by bucket and endpoint', () => {
+    expect(store.description).toBe(`s3://${bucket.name} at ${process.env.AWS_ENDPOINT_URL}`);
+  });
+
+  it('explains in one line why a bucket cannot be used', async () => {
+    const missing = s3TestStore(`${bucket.name}-missing`);
+    const noBucket = await expectStoreError(missing.checkAccess(), 'no-such-bucket');
+    expect(noBucket.message).toBe(`bucket "${bucket.name}-missing" does not exist at ${process.env.AWS_ENDPOINT_URL}`);
+    missing.close();
+
+    const wrongKey = s3TestStore(bucket.name, { credentials: { accessKeyId: 'NOSUCHKEY', secretAccessKey: 'x' } });
+    const denied = await expectStoreError(wrongKey.checkAccess(), 'access-denied');
+    expect(denied.message).toContain(`refused access to bucket "${bucket.name}"`);
+    expect(denied.message).toContain('InvalidAccessKeyId (HTTP 403)');
+    wrongKey.close();
+
+    const wrongSecret = s3TestStore(bucket.name, {
+      credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID as string, secretAccessKey: 'wrong' },
+    });
+    expect((await expectStoreError(wrongSecret.checkAccess(), 'access-denied')).message).toContain('SignatureDoesNotMatch');
+    wrongSecret.close();
+
+    for (const message of [noBucket.message, denied.message]) expect(message).not.toContain('\n');
+  });
+
+  it('reports an unreachable server as unavailable after its retries, quickly', async () => {
+    const closedPort = await unusedPort();
+    const nowhere = s3TestStore(bucket.name, { endpoint: `http://127.0.0.1:${closedPort}` });
+    const started = Date.now();
+    const error = await expectStoreError(nowhere.checkAccess(), 'unavailable');
+    expect(error.message).toMatch(new RegExp(`^cannot reach S3 at http://127.0.0.1:${closedPort}: .*ECONNREFUSED`));
+    expect(Date.now() - started).toBeLessThan(2_000);
+    nowhere.close();
+  });
+
+  it('derives the same multipart ETag as the server', async () => {
+    const key = 'three-parts';
+    const uploadId = await store.createMultipart(key);
+    const parts = [];
+    for (const [i, size] of [5 * MiB, 5 * MiB, 123].entries()) {
+      parts.push(await store.uploadPart(key, uploadId, i + 1, testBytes(size, i)));
+    }
+    const { etag } = await store.completeMultipart(key, uploadId, parts);
+    expect(multipartEtag(parts)).toBe(etag);
+  });
+
+  it('reads a 40 MiB object back exactly, whole and in ranges', async () => {
+    const data = testBytes(40 * MiB + 3, 42);
+    const { etag } = await store.put('large', data);
+    expect((await store.getRange('large', 0, data.length, etag)).equals(data)).toBe(true);
+    const ranges = await Promise.all(
+      [0, 1, 2, 3].map((i) => store.getRange('large', i * 10 * MiB, 10 * MiB, etag)),
+    );
+    expect(Buffer.concat(ranges).equals(data.subarray(0, 40 * MiB))).toBe(true);
+  });
+});
+
+async function unusedPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
