@@ -136,6 +136,8 @@ export class S3ObjectStore implements ObjectStore {
           ContinuationToken: options.token,
           StartAfter: options.startAfter,
           MaxKeys: options.maxKeys,
+          // Keys may hold characters XML 1.0 cannot carry (control characters): have them URL-encoded.
+          EncodingType: 'url',
         }),
       ),
     );
@@ -143,13 +145,15 @@ export class S3ObjectStore implements ObjectStore {
     for (const entry of out.Contents ?? []) {
       if (entry.Key === undefined) continue;
       objects.push({
-        key: entry.Key,
+        key: decodeListedKey(entry.Key),
         size: entry.Size ?? 0,
         etag: unquote(entry.ETag),
         mtime: entry.LastModified ?? new Date(0),
       });
     }
-    const prefixes = (out.CommonPrefixes ?? []).flatMap((entry) => (entry.Prefix === undefined ? [] : [entry.Prefix]));
+    const prefixes = (out.CommonPrefixes ?? []).flatMap((entry) =>
+      entry.Prefix === undefined ? [] : [decodeListedKey(entry.Prefix)],
+    );
     const nextToken = out.IsTruncated ? out.NextContinuationToken : undefined;
     return nextToken === undefined ? { objects, prefixes } : { objects, prefixes, nextToken };
   }
@@ -498,6 +502,11 @@ async function mapConcurrently<T>(count: number, limit: number, task: (index: nu
   const failure = outcomes.find((outcome) => outcome.status === 'rejected');
   if (failure !== undefined) throw failure.reason;
   return results;
+}
+
+/** A key from a listing made with EncodingType=url (AWS encodes a space as "+", radosgw as "%20"). */
+function decodeListedKey(encoded: string): string {
+  return decodeURIComponent(encoded.replace(/\+/g, ' '));
 }
 
 function unquote(etag: string | undefined): string {

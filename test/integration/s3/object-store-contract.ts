@@ -181,7 +181,7 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
 
     it('keeps unusual keys intact, up to 1024 bytes; longer keys are invalid', async () => {
       const prefix = fresh();
-      const names = ['a b', 'plus+sign', 'per%cent', 'ü-umlaut', 'uni-🚀', 'uni-～', 'q?mark#hash', 'xml&<>"\'', 'sp  ace/x'];
+      const names = ['a b', 'plus+sign', 'per%cent', 'ü-umlaut', 'uni-🚀', 'uni-～', 'q?mark#hash', 'xml&<>"\'', 'sp  ace/x', 'ctl\x01\x7f\t\r\n'];
       for (const name of names) await store.put(`${prefix}${name}`, Buffer.from(name));
       const listed = (await listAll(store, prefix, {})).flatMap((page) => page.objects.map((o) => o.key));
       // S3 orders keys by their UTF-8 bytes (JavaScript's sort would put the emoji first).
