@@ -1,8 +1,9 @@
 // RaftNode: one member of one Raft group, running. It owns the pure core (RawNode), the clock that
 // ticks it, the LMDB log, the gRPC transport and the application's StateMachine, and turns the
 // core's Ready into I/O in the order the contract demands: persist (one LMDB transaction), send,
-// restore/apply in log order, advance. Proposals and messages that arrive while a Ready is being
-// handled land in the next Ready, which is where batching (and throughput) comes from.
+// restore/apply in log order, advance (a leader sends while it persists: see handleReady).
+// Proposals and messages that arrive while a Ready is being handled land in the next Ready, which
+// is where batching (and throughput) comes from.
 //
 // It never decides anything Raft decides (who leads, what commits): that is the core's. It never
 // lets a caller's promise hang forever: every proposal resolves, or rejects with a RaftError.
@@ -467,6 +468,14 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.noteSoftState(rd.softState.leader, rd.softState.role, rd.hardState?.term);
+    // A leader may send while its own write is still going to disk (Raft thesis §10.2.1): its
+    // messages only ask followers to store entries, and nothing that counts this node's unwritten
+    // entries is revealed (commit index in a message, a result to a caller) before the next Ready,
+    // which this loop takes only after this write. A term or vote is always written before sending.
+    const stored = this.storage.hardState();
+    const sendFirst =
+      this.role === Role.Leader && (!rd.hardState || (rd.hardState.term === stored.term && rd.hardState.vote === stored.vote));
+    if (sendFirst) this.send(rd.messages);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
       await this.storage.write({
         ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
@@ -476,8 +485,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       });
     }
     if (this.stopped) return;
-    const messages = this.deliverable ? rd.messages.filter(this.deliverable) : rd.messages;
-    if (messages.length > 0) this.peers?.send(messages);
+    if (!sendFirst) this.send(rd.messages);
     if (rd.snapshot && rd.snapshot.meta.index > this.applied) {
       await this.sm.restore(rd.snapshot.data, rd.snapshot.meta.index);
       this.applied = rd.snapshot.meta.index;
@@ -528,6 +536,11 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.replay.done || this.applied < this.replayTarget || this.awaitingSoleVoterElection) return;
     this.replay.done = true;
     this.replay.resolve();
+  }
+
+  private send(messages: Message[]): void {
+    const deliverable = this.deliverable ? messages.filter(this.deliverable) : messages;
+    if (deliverable.length > 0) this.peers?.send(deliverable);
   }
 
   private settle(index: number, pending: PendingEntry, error: Error | undefined, value?: unknown): void {
