@@ -108,6 +108,7 @@ describe('RaftNode, single node', () => {
     expect(status.leader).toBe(1);
     expect(status.appliedIndex).toBe(results.at(-1));
     await node.readBarrier();
+    await node.sync();
   });
 
   it('replays the log into a fresh state machine after a restart', async () => {
