@@ -158,7 +158,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       case 'removeXattr':
         return this.removeXattr(op.value, now);
       case 'mergeListing':
-        return this.mergeListing(op.value);
+        return this.mergeListing(op.value, now);
       case 'finishListing':
         return this.finishListing(op.value, now);
       case 'loadObjectMeta':
@@ -407,7 +407,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
 
   // ---- what the bucket says ----
 
-  private mergeListing(c: cmd.MergeListing): ApplyResult {
+  private mergeListing(c: cmd.MergeListing, now: number): ApplyResult {
     const dir = c.dir as InodeId;
     const dirRec = this.store.inode(dir);
     if (!dirRec || dirRec.kind !== InodeKind.Dir || dirRec.orphan) return OK;
@@ -433,7 +433,8 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
         this.dropInode(existing, rec, false);
       }
       const ino = this.allocateInode();
-      this.store.inodes.putSync(ino, this.listedRecord(InodeKind.Dir, 0, dirRec.mtime, gen));
+      // A directory that is only a prefix has no time of its own: it appears when first seen.
+      this.store.inodes.putSync(ino, this.listedRecord(InodeKind.Dir, 0, now, gen));
       this.linkEntry(dir, name, ino);
       subdirs++;
     }
@@ -494,6 +495,11 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     }
     dirRec.listedAt = now;
     dirRec.listingGeneration = gen;
+    if (dirRec.mtime === 0) {
+      dirRec.mtime = now;
+      dirRec.ctime = now;
+      dirRec.atime = now;
+    }
     this.store.inodes.putSync(dir, dirRec);
     return OK;
   }

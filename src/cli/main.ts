@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The tidefs command line: dispatches subcommands and turns failures into one-line errors and a
+// non-zero exit status.
+import { UsageError } from './args.js';
+
+// The AWS SDK version is pinned on purpose (later releases need Node 22): its notice about that
+// would otherwise greet every mount.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+import { MOUNT_USAGE, mountCommand } from './mount-command.js';
+
+const USAGE = `usage: tidefs <command> [options]
+
+commands:
+  mount s3://BUCKET[/PREFIX] MOUNTPOINT   mount a bucket (tidefs mount --help for options)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === 'mount') {
+    if (rest.includes('--help')) {
+      process.stdout.write(MOUNT_USAGE);
+      return 0;
+    }
+    return mountCommand(rest);
+  }
+  throw new UsageError(`unknown command "${command}"`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tidefs: ${err.message}\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`tidefs: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

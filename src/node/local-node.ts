@@ -1,0 +1,204 @@
+// One tidefs node on this machine: its data directory (LMDB environment with the Raft log and
+// the inode tables, chunk files), its single-member Raft group, and the filesystem services over a
+// bucket. Starting it recovers from whatever a crash left; stopping it can first write every dirty
+// file back to the bucket.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { RootDatabase } from 'lmdb';
+import { ChunkStore } from '../inode/chunk-store.js';
+import { BucketKeys } from '../inode/bucket-keys.js';
+import { MetadataStore } from '../inode/metadata-store.js';
+import { InodeStateMachine } from '../inode/state-machine.js';
+import type { ApplyResult } from '../inode/commands.js';
+import { RaftNode } from '../raft/driver.js';
+import { openRaftEnvironment } from '../raft/storage/lmdb-log-storage.js';
+import { nodeId, type ConfState } from '../raft/types.js';
+import { ContentReader } from './content-reader.js';
+import { Filesystem } from './filesystem.js';
+import { InodeLog } from './inode-log.js';
+import { NamespaceLoader } from './namespace-loader.js';
+import { OpenFileTable } from './open-files.js';
+import type { ObjectStore } from './s3/object-store.js';
+import { WriteBack } from './write-back.js';
+
+export interface NodeConfig {
+  bucket: string;
+  /** Normalised key prefix ('' or 'a/b/'). */
+  prefix: string;
+  /** Where the bucket is (for the data directory's identity check). */
+  endpoint: string;
+  dataDir: string;
+  /** Bytes of local disk for chunks; clean chunks are evicted above it, writes wait for write-back. */
+  cacheSize: number;
+  chunkSize: number;
+  metadataTtlMs: number;
+  closeDelayMs: number;
+  maxDirtyAgeMs: number;
+  readAheadChunks: number;
+  /** Owner of entries found in the bucket without tidefs metadata. */
+  uid: number;
+  gid: number;
+  /** 'process': the log survives a killed process (not a power cut) without an fsync per write. */
+  durability: 'process' | 'fsync';
+}
+
+/** What a data directory was created for; reusing it for another bucket or chunk size is refused. */
+interface DataDirIdentity {
+  format: 1;
+  bucket: string;
+  prefix: string;
+  endpoint: string;
+  chunkSize: number;
+}
+
+const SINGLE_NODE = nodeId(1);
+
+export class LocalNode {
+  private constructor(
+    readonly fs: Filesystem,
+    readonly store: MetadataStore,
+    private readonly writeBack: WriteBack,
+    private readonly raft: RaftNode<ApplyResult>,
+    private readonly chunks: ChunkStore,
+    private readonly env: RootDatabase,
+    private readonly lockFile: string,
+  ) {}
+
+  static async start(config: NodeConfig, objects: ObjectStore): Promise<LocalNode> {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    checkIdentity(config);
+    const lockFile = lockDataDir(config.dataDir);
+    let env: RootDatabase | undefined;
+    try {
+      env = openRaftEnvironment(path.join(config.dataDir, 'meta'), config.durability, 32);
+      const store = new MetadataStore(env);
+      const chunks = new ChunkStore(path.join(config.dataDir, 'chunks'), config.chunkSize, env);
+      const sm = new InodeStateMachine(store, chunks, {
+        chunkSize: config.chunkSize,
+        prefix: config.prefix,
+        groupId: 1,
+        defaultUid: config.uid,
+        defaultGid: config.gid,
+        defaultFilePerm: 0o644,
+        defaultDirPerm: 0o755,
+      });
+      const bootstrap: ConfState = { voters: [SINGLE_NODE], learners: [], addresses: { [SINGLE_NODE]: '' } };
+      const raft = await RaftNode.open<ApplyResult>({
+        id: SINGLE_NODE,
+        storage: { env },
+        bootstrap,
+        stateMachine: sm,
+        durability: config.durability,
+      });
+      const log = new InodeLog(raft);
+      const keys = new BucketKeys(store, config.prefix);
+      const loader = new NamespaceLoader(store, keys, objects, log, () => sm.appliedIndex(), config.metadataTtlMs);
+      const reader = new ContentReader(
+        store,
+        chunks,
+        objects,
+        {
+          chunkSize: config.chunkSize,
+          readAheadChunks: config.readAheadChunks,
+          maxFetches: Math.max(2, config.readAheadChunks + 1),
+          cacheHighWatermark: Math.floor(config.cacheSize * 0.9),
+          cacheLowWatermark: Math.floor(config.cacheSize * 0.75),
+        },
+        (ino, etag) => void log.run({ $case: 'objectVanished', value: { ino, etag } }).catch(() => undefined),
+      );
+      const openFiles = new OpenFileTable();
+      const writeBack = new WriteBack(store, keys, chunks, objects, log, reader, openFiles, {
+        chunkSize: config.chunkSize,
+        uploadConcurrency: 4,
+        flushConcurrency: 4,
+        closeDelayMs: config.closeDelayMs,
+        maxDirtyAgeMs: config.maxDirtyAgeMs,
+        scanIntervalMs: Math.min(500, Math.max(50, config.closeDelayMs / 2)),
+        dirtyHighWatermark: Math.floor(config.cacheSize * 0.75),
+      });
+      const filesystem = new Filesystem({ store, keys, chunks, log, loader, reader, writeBack, openFiles, cacheSize: config.cacheSize });
+      await writeBack.recover();
+      writeBack.start();
+      return new LocalNode(filesystem, store, writeBack, raft, chunks, env, lockFile);
+    } catch (err) {
+      await env?.close().catch(() => undefined);
+      fs.rmSync(lockFile, { force: true });
+      throw err;
+    }
+  }
+
+  /** Files with changes the bucket does not have yet. */
+  dirtyCount(): number {
+    return this.store.dirtyCount();
+  }
+
+  /** Write every dirty file back to the bucket and perform pending deletes. */
+  drain(): Promise<void> {
+    return this.writeBack.drain();
+  }
+
+  async stop(): Promise<void> {
+    this.writeBack.stop();
+    await this.raft.close();
+    this.chunks.close();
+    await this.env.close();
+    fs.rmSync(this.lockFile, { force: true });
+  }
+}
+
+function checkIdentity(config: NodeConfig): void {
+  const file = path.join(config.dataDir, 'tidefs.json');
+  const wanted: DataDirIdentity = {
+    format: 1,
+    bucket: config.bucket,
+    prefix: config.prefix,
+    endpoint: config.endpoint,
+    chunkSize: config.chunkSize,
+  };
+  let existing: DataDirIdentity | undefined;
+  try {
+    existing = JSON.parse(fs.readFileSync(file, 'utf8')) as DataDirIdentity;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (!existing) {
+    fs.writeFileSync(file, JSON.stringify(wanted, null, 2) + '\n');
+    return;
+  }
+  if (existing.bucket !== wanted.bucket || existing.prefix !== wanted.prefix || existing.endpoint !== wanted.endpoint) {
+    throw new Error(
+      `data directory ${config.dataDir} belongs to s3://${existing.bucket}/${existing.prefix} at ${existing.endpoint}; use another --data-dir`,
+    );
+  }
+  if (existing.chunkSize !== wanted.chunkSize) {
+    throw new Error(`data directory ${config.dataDir} uses a chunk size of ${existing.chunkSize} bytes; use the same --chunk-size or another --data-dir`);
+  }
+}
+
+/** One process per data directory: a lock file with the owner's pid, taken over if that process is gone. */
+function lockDataDir(dataDir: string): string {
+  const lockFile = path.join(dataDir, 'lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+      return lockFile;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(fs.readFileSync(lockFile, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
+        throw new Error(`data directory ${dataDir} is in use by process ${owner}`);
+      }
+      fs.rmSync(lockFile, { force: true });
+    }
+  }
+  throw new Error(`cannot lock data directory ${dataDir}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
