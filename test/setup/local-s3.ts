@@ -13,6 +13,9 @@ const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url
 const run = promisify(execFile);
 
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
+  // The SDK is pinned to a release that supports Node 20 (see environment.md); its warning that later
+  // releases will not would otherwise be printed by every worker and every process a test starts.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const configured = process.env.AWS_ENDPOINT_URL;
   if (configured !== undefined && configured !== '') {
     if (await answersHttp(configured)) return undefined;
