@@ -22,7 +22,8 @@ Mount a bucket (or a prefix of it). S3 settings come from the standard AWS envir
   --data-dir DIR        local state and chunk cache (default /var/lib/tidefs/BUCKET[_PREFIX] as root,
                         ~/.local/share/tidefs/... otherwise)
   --cache-size SIZE     local disk used for chunks (default 10GiB)
-  --chunk-size SIZE     unit of caching and of ranged GETs (default 16MiB)
+  --chunk-size SIZE     unit of caching and of ranged GETs (default 16MiB, or what the data
+                        directory was created with)
   --metadata-ttl TIME   bucket changes made outside tidefs show after at most this (default 30s)
   --close-delay TIME    write a closed file back this long after its last close (default 2s)
   --max-dirty-age TIME  write back anything dirty for longer than this, open or not (default 30s)
@@ -64,12 +65,12 @@ function plan(argv: string[]): MountPlan {
   const { bucket, prefix } = parseBucketUrl(args.positionals[0]!);
   const mountpoint = path.resolve(args.positionals[1]!);
   const root = process.getuid?.() === 0;
-  const chunkSize = parseSize(args.values.get('chunk-size') ?? '16MiB', '--chunk-size');
-  if (chunkSize < 64 * 1024 || chunkSize > 1024 ** 3 || chunkSize % 4096 !== 0) {
+  const chunkFlag = args.values.get('chunk-size');
+  const chunkSize = chunkFlag === undefined ? undefined : parseSize(chunkFlag, '--chunk-size');
+  if (chunkSize !== undefined && (chunkSize < 64 * 1024 || chunkSize > 1024 ** 3 || chunkSize % 4096 !== 0)) {
     throw new UsageError('--chunk-size must be a multiple of 4KiB between 64KiB and 1GiB');
   }
   const cacheSize = parseSize(args.values.get('cache-size') ?? '10GiB', '--cache-size');
-  if (cacheSize < 4 * chunkSize) throw new UsageError('--cache-size must hold at least 4 chunks');
   const readAhead = Number(args.values.get('read-ahead') ?? '4');
   if (!Number.isInteger(readAhead) || readAhead < 0 || readAhead > 64) throw new UsageError('--read-ahead must be 0..64');
   const durability = args.values.get('durability') ?? 'process';

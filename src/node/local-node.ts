@@ -30,7 +30,8 @@ export interface NodeConfig {
   dataDir: string;
   /** Bytes of local disk for chunks; clean chunks are evicted above it, writes wait for write-back. */
   cacheSize: number;
-  chunkSize: number;
+  /** Undefined: the data directory's chunk size, or DEFAULT_CHUNK_SIZE for a new one. */
+  chunkSize?: number;
   metadataTtlMs: number;
   closeDelayMs: number;
   maxDirtyAgeMs: number;
@@ -52,6 +53,7 @@ interface DataDirIdentity {
 }
 
 const SINGLE_NODE = nodeId(1);
+export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
 
 export class LocalNode {
   private constructor(
@@ -64,9 +66,12 @@ export class LocalNode {
     private readonly lockFile: string,
   ) {}
 
-  static async start(config: NodeConfig, objects: ObjectStore): Promise<LocalNode> {
-    fs.mkdirSync(config.dataDir, { recursive: true });
-    checkIdentity(config);
+  static async start(settings: NodeConfig, objects: ObjectStore): Promise<LocalNode> {
+    fs.mkdirSync(settings.dataDir, { recursive: true });
+    const config = { ...settings, chunkSize: checkIdentity(settings) };
+    if (config.cacheSize < 4 * config.chunkSize) {
+      throw new Error(`the cache (${config.cacheSize} bytes) must hold at least 4 chunks of ${config.chunkSize} bytes`);
+    }
     const lockFile = lockDataDir(config.dataDir);
     let env: RootDatabase | undefined;
     try {
@@ -146,14 +151,15 @@ export class LocalNode {
   }
 }
 
-function checkIdentity(config: NodeConfig): void {
+/** Check the data directory is this bucket's (recording it if new); returns the chunk size to use. */
+function checkIdentity(config: NodeConfig): number {
   const file = path.join(config.dataDir, 'tidefs.json');
   const wanted: DataDirIdentity = {
     format: 1,
     bucket: config.bucket,
     prefix: config.prefix,
     endpoint: config.endpoint,
-    chunkSize: config.chunkSize,
+    chunkSize: config.chunkSize ?? DEFAULT_CHUNK_SIZE,
   };
   let existing: DataDirIdentity | undefined;
   try {
@@ -163,16 +169,17 @@ function checkIdentity(config: NodeConfig): void {
   }
   if (!existing) {
     fs.writeFileSync(file, JSON.stringify(wanted, null, 2) + '\n');
-    return;
+    return wanted.chunkSize;
   }
   if (existing.bucket !== wanted.bucket || existing.prefix !== wanted.prefix || existing.endpoint !== wanted.endpoint) {
     throw new Error(
       `data directory ${config.dataDir} belongs to s3://${existing.bucket}/${existing.prefix} at ${existing.endpoint}; use another --data-dir`,
     );
   }
-  if (existing.chunkSize !== wanted.chunkSize) {
+  if (config.chunkSize !== undefined && existing.chunkSize !== config.chunkSize) {
     throw new Error(`data directory ${config.dataDir} uses a chunk size of ${existing.chunkSize} bytes; use the same --chunk-size or another --data-dir`);
   }
+  return existing.chunkSize;
 }
 
 /** One process per data directory: a lock file with the owner's pid, taken over if that process is gone. */

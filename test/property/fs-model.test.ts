@@ -4,7 +4,7 @@
 // observation (result or errno) must agree. Then the mount is stopped (writing everything back),
 // a new mount with an empty data directory is started, and every run's final tree must still
 // match the model: the bucket alone holds the truth.
-// Runs: TIDEFS_SIM_RUNS (default 12 here: each run drives a real mount); replay: TIDEFS_SIM_SEED.
+// Runs: TIDEFS_SIM_RUNS (default 100); replay: TIDEFS_SIM_SEED.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -286,7 +286,7 @@ describe('filesystem against a reference model', () => {
   });
 
   it('agrees with the model operation by operation, and after a remount from the bucket alone', async () => {
-    const runs = Number(process.env.TIDEFS_SIM_RUNS ?? 12);
+    const runs = Number(process.env.TIDEFS_SIM_RUNS ?? 100);
     const seed = process.env.TIDEFS_SIM_SEED ? Number(process.env.TIDEFS_SIM_SEED) : undefined;
     let runNo = 0;
     await fc.assert(
