@@ -48,8 +48,8 @@ const protocolArbitrary = fc.record({
   duplicateRate: fc.constantFrom(0, 0.02, 0.1),
   maxDelay: fc.integer({ min: 1, max: 8 }),
   persistDelayMax: fc.integer({ min: 0, max: 3 }),
-  clients: fc.integer({ min: 1, max: 4 }),
-  clientRate: fc.constantFrom(0.05, 0.2, 0.6),
+  clients: fc.integer({ min: 1, max: 8 }),
+  clientRate: fc.constantFrom(0.05, 0.2, 0.6, 1),
 });
 
 export const configArbitrary: fc.Arbitrary<SimConfig> = fc
