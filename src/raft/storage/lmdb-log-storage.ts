@@ -23,6 +23,7 @@ import {
   type SnapshotMeta,
 } from '../types.js';
 import { decodeEntryValue, encodeEntryValue, termOfEntryValue } from './entry-codec.js';
+import { RecentEntries } from './recent-entries.js';
 
 export type Durability = 'fsync' | 'process';
 
@@ -81,6 +82,10 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The newest entries stay readable from memory (they are read again to send and to apply). */
+const RECENT_ENTRIES = 8_192;
+const RECENT_BYTES = 16 * 1024 * 1024;
+
 const EMPTY_CONF: ConfState = { voters: [], learners: [], addresses: {} };
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
 
@@ -104,6 +109,7 @@ export class LmdbLogStorage implements LogStorage {
   private snapshotMetaValue: SnapshotMeta;
   private start: LogStart;
   private last: number;
+  private readonly recent = new RecentEntries(RECENT_ENTRIES, RECENT_BYTES);
   private closed = false;
 
   /** A storage with an environment of its own in `dir`. close() closes the environment. */
@@ -158,6 +164,7 @@ export class LmdbLogStorage implements LogStorage {
     this.assertOpen();
     if (lo <= this.start.index) throw new CompactedError(lo);
     if (hi > this.last + 1) throw new UnavailableError(hi - 1);
+    if (lo >= this.recent.firstIndex()) return this.recent.slice(lo, hi, maxBytes);
     const result: Entry[] = [];
     let bytes = 0;
     for (const { key, value } of this.log.getRange({ start: lo, end: hi })) {
@@ -177,6 +184,8 @@ export class LmdbLogStorage implements LogStorage {
     if (i === this.start.index) return this.start.term;
     if (i < this.start.index) throw new CompactedError(i);
     if (i > this.last) throw new UnavailableError(i);
+    const recent = this.recent.get(i);
+    if (recent) return recent.term;
     const term = this.storedTerm(i);
     if (term === undefined) throw new LogStorageError(`entry ${i} is missing`);
     return term;
@@ -221,10 +230,12 @@ export class LmdbLogStorage implements LogStorage {
     let start = this.start;
     let last = this.last;
     let meta = this.snapshotMetaValue;
+    let keepsSuffix = false;
+    let fresh: Entry[] = [];
     this.env.transactionSync(() => {
       if (snapshot) {
         const { index, term } = snapshot.meta;
-        const keepsSuffix = index > start.index && index <= last && this.storedTerm(index) === term;
+        keepsSuffix = index > start.index && index <= last && this.storedTerm(index) === term;
         this.removeEntries(start.index + 1, keepsSuffix ? index : last);
         meta = snapshot.meta;
         start = { index, term };
@@ -233,7 +244,7 @@ export class LmdbLogStorage implements LogStorage {
         this.meta.putSync(LOG_START_KEY, start);
         this.snapshotData.putSync(SNAPSHOT_DATA_KEY, asBuffer(snapshot.data));
       }
-      const fresh = entries?.filter((entry) => entry.index > start.index) ?? [];
+      fresh = entries?.filter((entry) => entry.index > start.index) ?? [];
       if (fresh.length > 0) {
         const first = fresh[0]!.index;
         if (first > last + 1) throw new LogStorageError(`append at ${first} leaves a gap after ${last}`);
@@ -248,6 +259,9 @@ export class LmdbLogStorage implements LogStorage {
     this.last = last;
     this.snapshotMetaValue = meta;
     if (hardState) this.hardStateValue = { ...hardState };
+    if (snapshot && keepsSuffix) this.recent.forgetThrough(snapshot.meta.index);
+    else if (snapshot) this.recent.clear();
+    this.recent.written(fresh);
 
     const recordsNewVote =
       hardState !== undefined &&
@@ -305,6 +319,7 @@ export class LmdbLogStorage implements LogStorage {
       this.meta.putSync(LOG_START_KEY, start);
     }, this.commitFlags);
     this.start = start;
+    this.recent.forgetThrough(index);
   }
 
   /** Forces everything written so far to the disk. */
