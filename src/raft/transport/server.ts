@@ -43,34 +43,23 @@ export interface RaftServiceOptions {
 const identity = (bytes: Buffer): Buffer => bytes;
 const EMPTY_ACK = Buffer.alloc(0);
 
+/** A method of the service that passes bytes through untouched: decoding happens in the handlers. */
+function rawMethod(path: string, requestStream: boolean): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
+}
+
 const RAW_RAFT_SERVICE: grpc.ServiceDefinition = {
-  send: {
-    path: SEND_PATH,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  stream: {
-    path: STREAM_PATH,
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-  sendSnapshot: {
-    path: SEND_SNAPSHOT_PATH,
-    requestStream: true,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  send: rawMethod(SEND_PATH, false),
+  stream: rawMethod(STREAM_PATH, true),
+  sendSnapshot: rawMethod(SEND_SNAPSHOT_PATH, true),
 };
 
 function refusal(code: grpc.status, details: string): grpc.ServiceError {
@@ -85,7 +74,7 @@ class SnapshotAssembly {
   private message: Message | undefined;
   private readonly chunks: Uint8Array[] = [];
   private received = 0;
-  done = false;
+  private done = false;
 
   constructor(
     private readonly group: number,
