@@ -121,15 +121,15 @@ export class MemoryObjectStore implements ObjectStore {
 
   async getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer> {
     if (!Number.isSafeInteger(offset) || offset < 0) this.fail('invalid', 'InvalidRange', key, `offset ${offset}`);
-    if (!Number.isSafeInteger(length) || length < 1) this.fail('invalid', 'InvalidRange', key, `length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0) this.fail('invalid', 'InvalidRange', key, `length ${length}`);
     const object = this.version(key, etag);
     return Buffer.from(object.body.subarray(Math.min(offset, object.body.length), offset + length));
   }
 
   async getTail(key: string, length: number, etag?: string): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 1) this.fail('invalid', 'InvalidRange', key, `length ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0) this.fail('invalid', 'InvalidRange', key, `length ${length}`);
     const object = this.version(key, etag);
-    return Buffer.from(object.body.subarray(Math.max(0, object.body.length - length)));
+    return Buffer.from(object.body.subarray(object.body.length - Math.min(length, object.body.length)));
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {

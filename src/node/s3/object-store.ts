@@ -83,8 +83,9 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string, options?: ListOptions): Promise<ListPage>;
   /**
-   * Bytes [offset, offset + length) of the object (fewer at the end of the object). With `etag`,
-   * fails with kind 'changed' if the object is no longer that version.
+   * Bytes [offset, offset + length) of the object (fewer at the end of the object, none past it; a
+   * negative offset or length is kind 'invalid'). With `etag`, fails with kind 'changed' if the
+   * object is no longer that version; a missing object is 'not-found' even when no bytes are asked for.
    */
   getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer>;
   /**

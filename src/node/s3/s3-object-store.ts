@@ -160,13 +160,13 @@ export class S3ObjectStore implements ObjectStore {
 
   async getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer> {
     if (!Number.isSafeInteger(offset) || offset < 0) this.rejectArgument('GetObject', key, `offset ${offset}`);
-    if (!Number.isSafeInteger(length) || length < 1) this.rejectArgument('GetObject', key, `length ${length}`);
-    return this.readRange(key, `bytes=${offset}-${offset + length - 1}`, etag);
+    if (!Number.isSafeInteger(length) || length < 0) this.rejectArgument('GetObject', key, `length ${length}`);
+    return length === 0 ? this.noBytesOf(key, etag) : this.readRange(key, `bytes=${offset}-${offset + length - 1}`, etag);
   }
 
   async getTail(key: string, length: number, etag?: string): Promise<Buffer> {
-    if (!Number.isSafeInteger(length) || length < 1) this.rejectArgument('GetObject', key, `length ${length}`);
-    return this.readRange(key, `bytes=-${length}`, etag);
+    if (!Number.isSafeInteger(length) || length < 0) this.rejectArgument('GetObject', key, `length ${length}`);
+    return length === 0 ? this.noBytesOf(key, etag) : this.readRange(key, `bytes=-${length}`, etag);
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
@@ -317,12 +317,15 @@ export class S3ObjectStore implements ObjectStore {
     if (body !== undefined) return body;
     // 416: the range starts at or past the end (every range of an empty object does). The server may
     // answer that before it checks If-Match, so the version is checked separately.
-    if (etag !== undefined) {
-      const current = await this.head(key);
-      if (current === undefined) throw new StoreError('not-found', `S3 GetObject ${this.location(key)}: NoSuchKey`, key);
-      if (current.etag !== etag) {
-        throw new StoreError('changed', `S3 GetObject ${this.location(key)}: object is no longer version ${etag}`, key);
-      }
+    return etag === undefined ? Buffer.alloc(0) : this.noBytesOf(key, etag);
+  }
+
+  /** An empty read: no range to ask for, but the object must exist (and be version `etag`). */
+  private async noBytesOf(key: string, etag: string | undefined): Promise<Buffer> {
+    const current = await this.head(key);
+    if (current === undefined) throw new StoreError('not-found', `S3 GetObject ${this.location(key)}: NoSuchKey`, key);
+    if (etag !== undefined && current.etag !== etag) {
+      throw new StoreError('changed', `S3 GetObject ${this.location(key)}: object is no longer version ${etag}`, key);
     }
     return Buffer.alloc(0);
   }

@@ -107,10 +107,13 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       expect(await store.getRange(key, 5000, 1)).toEqual(Buffer.alloc(0));
       expect(await store.getTail(key, 10)).toEqual(data.subarray(990));
       expect(await store.getTail(key, 5000)).toEqual(data);
+      expect(await store.getRange(key, 10, 0)).toEqual(Buffer.alloc(0));
+      expect(await store.getTail(key, 0)).toEqual(Buffer.alloc(0));
       await expectStoreError(store.getRange(key, -1, 1), 'invalid');
-      await expectStoreError(store.getRange(key, 0, 0), 'invalid');
-      await expectStoreError(store.getTail(key, 0), 'invalid');
+      await expectStoreError(store.getRange(key, 0, -1), 'invalid');
+      await expectStoreError(store.getTail(key, -1), 'invalid');
       await expectStoreError(store.getRange(`${key}-missing`, 0, 1), 'not-found');
+      await expectStoreError(store.getRange(`${key}-missing`, 0, 0), 'not-found');
       await expectStoreError(store.getTail(`${key}-missing`, 1), 'not-found');
     });
 
@@ -131,6 +134,7 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       await expectStoreError(store.getRange(key, 0, 4, first.etag), 'changed');
       await expectStoreError(store.getRange(key, 500, 4, first.etag), 'changed');
       await expectStoreError(store.getTail(key, 4, first.etag), 'changed');
+      await expectStoreError(store.getRange(key, 0, 0, first.etag), 'changed');
       expect(await store.getRange(key, 0, 4, second.etag)).toEqual(secondData.subarray(0, 4));
       expect(await store.getTail(key, 4, second.etag)).toEqual(secondData.subarray(96));
       expect(await store.getRange(key, 500, 4, second.etag)).toEqual(Buffer.alloc(0));
