@@ -43,6 +43,7 @@ export class FuseMount {
       'big_writes',
       `max_write=${options.maxWrite}`,
       `negative_timeout=${options.attrTimeoutSec}`,
+      'max_readahead=4194304',
     ];
     let session: FuseSession | undefined;
     const ops = fuseOperations(fs, () => session!.callerIds(), options.log);

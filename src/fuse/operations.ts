@@ -125,8 +125,8 @@ export function fuseOperations(
         cb(toErrno(err, log));
         return;
       }
-      fs.read(ino, pos, len).then(
-        (data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))),
+      fs.read(ino, pos, len, buf).then(
+        (data) => cb(data.length),
         (err: unknown) => cb(toErrno(err, log)),
       );
     },

@@ -42,13 +42,16 @@ export class ContentReader {
     private readonly onObjectVanished: (ino: InodeId, etag: string) => void,
   ) {}
 
-  /** Bytes [offset, offset + length) of the file, fewer at its end. */
-  async read(ino: InodeId, offset: number, length: number): Promise<Buffer> {
+  /**
+   * Bytes [offset, offset + length) of the file, fewer at its end, read into `into` when given
+   * (the kernel's buffer: no copy) or into a new buffer. Returns the filled part.
+   */
+  async read(ino: InodeId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const rec = this.store.inode(ino);
     if (!rec) throw new FsError('ENOENT', `inode ${ino}`);
     const end = Math.min(offset + length, rec.size);
     if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.allocUnsafe(end - offset);
+    const out = into ? into.subarray(0, end - offset) : Buffer.allocUnsafe(end - offset);
     const size = this.options.chunkSize;
     const parts: Array<Promise<void>> = [];
     for (let pos = offset; pos < end; ) {

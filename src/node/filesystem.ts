@@ -223,8 +223,9 @@ export class Filesystem {
     if (rec?.orphan) await this.log.run({ $case: 'dropOrphan', value: { ino } });
   }
 
-  async read(ino: InodeId, offset: number, length: number): Promise<Buffer> {
-    return this.reader.read(ino, offset, length);
+  /** Reads into `into` when given (see ContentReader.read). */
+  async read(ino: InodeId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.reader.read(ino, offset, length, into);
   }
 
   async write(ino: InodeId, offset: number, data: Buffer): Promise<number> {
