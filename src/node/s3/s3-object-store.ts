@@ -256,12 +256,16 @@ export class S3ObjectStore implements ObjectStore {
 
   async copy(sourceKey: string, destKey: string, options: CopyOptions = {}): Promise<{ etag: string }> {
     const { sourceEtag, ...putOptions } = options;
+    const replaceMetadata = putOptions.metadata !== undefined || putOptions.contentType !== undefined;
+    // S3 refuses this for CopyObject but not for a multipart copy: refuse it for every size.
+    if (sourceKey === destKey && !replaceMetadata) {
+      this.rejectArgument('CopyObject', destKey, 'copy of an object onto itself without new metadata');
+    }
     const source = await this.call('HeadObject', sourceKey, () => this.headObject(sourceKey));
     const currentEtag = unquote(source.ETag);
     if (sourceEtag !== undefined && currentEtag !== sourceEtag) {
       throw new StoreError('changed', `S3 CopyObject ${this.location(sourceKey)}: source is no longer version ${sourceEtag}`, sourceKey);
     }
-    const replaceMetadata = putOptions.metadata !== undefined || putOptions.contentType !== undefined;
     const size = source.ContentLength ?? 0;
     if (size > this.maxSingleCopyBytes) {
       const destOptions = replaceMetadata ? putOptions : { metadata: source.Metadata, contentType: source.ContentType };
