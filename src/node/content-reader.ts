@@ -60,7 +60,9 @@ export class ContentReader {
       parts.push(this.readChunk(ino, rec, chunk, pos - chunk * size, stop - chunk * size, out, pos - offset));
       pos = stop;
     }
-    await Promise.all(parts);
+    // Every part must have stopped writing into `out` (it may be the kernel's buffer) before we return.
+    const settled = await Promise.allSettled(parts);
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
     this.noteAccess(ino, rec, offset, end);
     return out;
   }
