@@ -266,7 +266,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
 
   // ---- the public API ----
 
-  /** Replicates `data` and resolves with the state machine's result for it on this node. */
+  /**
+   * Replicates `data` (which must not be modified afterwards: the log keeps it) and resolves with
+   * the state machine's result for it on this node.
+   */
   propose(data: Uint8Array, options: CallOptions = {}): Promise<Result> {
     return this.track<Result>(() => this.raw.propose(data), options.timeoutMs);
   }
