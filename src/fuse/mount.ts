@@ -40,6 +40,8 @@ export class FuseMount {
     if (await isMounted(mountpoint)) throw new Error(`${mountpoint} is already a mount point`);
     await fsp.mkdir(mountpoint, { recursive: true });
     const rawOptions = [
+      // st_ino is the inode's own number, so hard links show as one file.
+      'use_ino',
       'big_writes',
       `max_write=${options.maxWrite}`,
       `negative_timeout=${options.attrTimeoutSec}`,

@@ -5,14 +5,15 @@
 // orphan) and the hidden name is only remembered in memory, never written to the bucket.
 import { InodeKind, ROOT_INO, type InodeId } from '../inode/types.js';
 import { FsError } from '../inode/errors.js';
-import type { Attributes, Filesystem } from '../node/filesystem.js';
+import type { Attributes, Filesystem, FilesystemStats } from '../node/filesystem.js';
 import { toErrno } from './errno.js';
-import type { Done, DoneWith, FuseOperations, FuseStat } from './fuse-native.js';
+import type { Done, DoneWith, FuseOperations, FuseStat, FuseStatfs } from './fuse-native.js';
 
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
-const NO_ID = 0xffffffff;
+const UINT32_MAX = 0xffffffff;
+const NO_ID = UINT32_MAX;
 /** fuse-native passes UINT64_MAX-ish for a time that is not to be changed (our patch does not change that). */
 const TIME_OMITTED = 2 ** 63;
 
@@ -72,22 +73,7 @@ export function fuseOperations(
   return {
     init: (cb) => cb(0),
 
-    statfs: (_path, cb) => {
-      const s = fs.statfs();
-      cb(0, {
-        bsize: s.blockSize,
-        frsize: s.blockSize,
-        blocks: s.blocks,
-        bfree: s.blocksFree,
-        bavail: s.blocksFree,
-        files: s.files,
-        ffree: s.filesFree,
-        favail: s.filesFree,
-        fsid: 0,
-        flag: 0,
-        namemax: s.nameMax,
-      });
-    },
+    statfs: (_path, cb) => cb(0, statfsReply(fs.statfs())),
 
     getattr: (path, cb) => run(cb, async () => stat(await fs.getattr(await resolve(path))), true),
 
@@ -245,8 +231,36 @@ export function fuseOperations(
   };
 }
 
+/**
+ * fuse-native carries every statfs field as a 32-bit number: grow the block size (by powers of two)
+ * until the block counts fit, and cap the inode counts, so the reply never wraps around.
+ */
+function statfsReply(s: FilesystemStats): FuseStatfs {
+  const scale = s.blocks > UINT32_MAX ? 2 ** Math.ceil(Math.log2(s.blocks / UINT32_MAX)) : 1;
+  const blockSize = s.blockSize * scale;
+  const blocks = Math.floor(s.blocks / scale);
+  const blocksFree = Math.min(blocks, Math.floor(s.blocksFree / scale));
+  const files = Math.min(s.files, UINT32_MAX);
+  const filesFree = Math.min(files, s.filesFree);
+  return {
+    bsize: blockSize,
+    frsize: blockSize,
+    blocks,
+    bfree: blocksFree,
+    bavail: blocksFree,
+    files,
+    ffree: filesFree,
+    favail: filesFree,
+    fsid: 0,
+    flag: 0,
+    namemax: s.nameMax,
+  };
+}
+
 function stat(a: Attributes): FuseStat {
   return {
+    // 32 bits in fuse-native: the inode's sequence number within its group (mounted with use_ino).
+    ino: a.ino % 2 ** 32,
     mode: a.mode,
     uid: a.uid,
     gid: a.gid,

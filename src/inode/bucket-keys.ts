@@ -25,7 +25,12 @@ export function checkName(name: string): void {
 }
 
 export function checkKey(key: string): void {
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) {
+  checkKeyBytes(Buffer.byteLength(key));
+}
+
+/** Reject a key of `bytes` bytes (e.g. a moved directory's prefix plus its longest descendant). */
+export function checkKeyBytes(bytes: number): void {
+  if (bytes > MAX_KEY_BYTES) {
     throw new FsError('ENAMETOOLONG', `object key longer than ${MAX_KEY_BYTES} bytes`);
   }
 }
@@ -79,6 +84,20 @@ export class BucketKeys {
       if (key !== undefined) keys.push(key);
     }
     return keys;
+  }
+
+  /**
+   * Bytes of the longest key below a directory, after its children's prefix: "name" for a file,
+   * "name/" plus what is below for a directory. 0 for an empty directory. Only what is loaded counts.
+   */
+  longestKeyBelow(dir: InodeId): number {
+    let longest = 0;
+    for (const child of this.store.children(dir)) {
+      const name = Buffer.byteLength(child.name);
+      const below = this.store.inode(child.ino)?.kind === InodeKind.Dir ? name + 1 + this.longestKeyBelow(child.ino) : name;
+      if (below > longest) longest = below;
+    }
+    return longest;
   }
 
   /** The inode currently at `key`, if any (a key ending in "/" names a directory). */

@@ -2,11 +2,7 @@
 // namespace it touches is loaded from the bucket (NamespaceLoader), then either reads the tables
 // directly or proposes a command through the log (InodeLog) and waits for it to apply. Tracks
 // open files, which decides when an unlinked file is an orphan and when a closed file is flushed.
-import {
-  checkKey,
-  checkName,
-  type BucketKeys,
-} from '../inode/bucket-keys.js';
+import { checkKey, checkKeyBytes, checkName, type BucketKeys } from '../inode/bucket-keys.js';
 import type { ChunkStore } from '../inode/chunk-store.js';
 import { FsError } from '../inode/errors.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
@@ -150,8 +146,10 @@ export class Filesystem {
     if (key === undefined) throw new FsError('ENOENT', 'target directory was removed');
     checkKey(key);
     if (rec.kind === InodeKind.Dir) {
-      // Every object under the directory moves: the whole subtree must be known first.
+      // Every object under the directory moves: the whole subtree must be known first, and every
+      // key it will have must fit.
       await this.loader.ensureSubtreeListed(ino);
+      checkKeyBytes(Buffer.byteLength(key) + this.keys.longestKeyBelow(ino));
       const target = this.store.lookup(newParent, newName);
       if (target !== undefined) await this.loader.ensureListed(target);
     }
@@ -174,6 +172,7 @@ export class Filesystem {
     if (attrs.size !== undefined) {
       if (attrs.size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'larger than the largest object');
       await this.log.run({ $case: 'truncate', value: { ino, size: attrs.size } });
+      this.writeBack.noteTruncate(ino);
     }
     const { mode, uid, gid, atimeMs, mtimeMs } = attrs;
     if (mode !== undefined || uid !== undefined || gid !== undefined || atimeMs !== undefined || mtimeMs !== undefined) {
@@ -232,6 +231,7 @@ export class Filesystem {
     if (offset + data.length > MAX_FILE_SIZE) throw new FsError('EFBIG', 'larger than the largest object');
     await this.makeRoom();
     await this.log.run({ $case: 'write', value: { ino, offset, data } });
+    this.writeBack.noteWrite(ino, offset, data.length);
     return data.length;
   }
 
