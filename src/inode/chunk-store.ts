@@ -37,6 +37,8 @@ export class ChunkStore {
   /** Recency order for eviction: Map iteration order is insertion order; a use re-inserts. */
   private readonly recency = new Map<string, LocalChunkKey>();
   private used = 0;
+  private replacements = 0;
+  private readonly tmpDir: string;
   private readonly unsynced = new Set<string>();
 
   constructor(
@@ -45,6 +47,10 @@ export class ChunkStore {
     env: RootDatabase,
   ) {
     fs.mkdirSync(dir, { recursive: true });
+    // Replacements a crash left half-written.
+    this.tmpDir = path.join(dir, 'tmp');
+    fs.rmSync(this.tmpDir, { recursive: true, force: true });
+    fs.mkdirSync(this.tmpDir);
     this.index = env.openDB({ name: 'local.chunks' });
     for (const { key, value } of this.index.getRange({})) {
       this.recency.set(name(key[0], key[1]), [key[0], key[1]]);
@@ -118,6 +124,35 @@ export class ChunkStore {
   installSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array): void {
     this.truncateSync(ino, chunk, 0);
     this.fillSync(ino, chunk, etag, data, [0, data.length]);
+  }
+
+  /** Write a replacement for a chunk's file (in the store's tmp directory) to adoptSync() later. */
+  async prepareReplacement(ino: InodeId, chunk: number, data: Uint8Array): Promise<string> {
+    const temp = path.join(this.tmpDir, `${name(ino, chunk)}-${++this.replacements}`);
+    await fs.promises.writeFile(temp, data, { mode: 0o600 });
+    return temp;
+  }
+
+  /**
+   * Make a file written by prepareReplacement() the chunk's file, holding clean bytes of object
+   * `etag`. The caller has checked, in the same synchronous turn, that the chunk has no written ranges.
+   */
+  adoptSync(ino: InodeId, chunk: number, etag: string, replacement: string, bytes: number): void {
+    const key = name(ino, chunk);
+    this.closeFile(key);
+    const target = this.pathOf(ino, chunk);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.renameSync(replacement, target);
+    const old = this.index.get([ino, chunk]);
+    this.used += bytes - (old?.bytes ?? 0);
+    this.index.putSync([ino, chunk], { holds: etag, bytes });
+    this.touch(ino, chunk);
+    this.unsynced.add(key);
+  }
+
+  /** Drop a replacement that will not be adopted. */
+  discardReplacement(replacement: string): void {
+    fs.rmSync(replacement, { force: true });
   }
 
   /** Record that the file now holds base bytes of `etag` (after a flush made it the object's content). */

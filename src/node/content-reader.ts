@@ -4,6 +4,7 @@
 // regions, past a truncation). Sequential readers get read-ahead: the next chunks are fetched
 // while the current one is consumed. Keeps the chunk cache under its size limit by evicting clean
 // chunks; never evicts a chunk with written data.
+import fs from 'node:fs';
 import type { ChunkStore } from '../inode/chunk-store.js';
 import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
@@ -28,8 +29,13 @@ interface SequentialState {
   window: number;
 }
 
+/** Bytes of recently fetched chunks kept in memory (at least two chunks), so reads need not wait for the disk. */
+const RECENT_BYTES = 256 * 1024 * 1024;
+
 export class ContentReader {
   private readonly fetches = new Map<string, Promise<Buffer>>();
+  private readonly recent = new Map<string, Buffer>();
+  private recentBytes = 0;
   private readonly sequential = new Map<InodeId, SequentialState>();
   private fetchesInFlight = 0;
 
@@ -82,6 +88,12 @@ export class ContentReader {
     out: Buffer,
     outOffset: number,
   ): Promise<void> {
+    const object = rec.object;
+    const fetched = object && this.recent.get(fetchKey(ino, chunk, object.etag));
+    if (fetched && this.store.writtenRanges(ino, chunk) === undefined) {
+      copyBase(fetched, from, to, this.baseEnd(rec, chunk), out, outOffset);
+      return;
+    }
     for (let attempt = 0; ; attempt++) {
       if (!this.needsFetch(ino, rec, chunk, from, to)) {
         if (!this.chunks.exists(ino, chunk)) {
@@ -135,16 +147,15 @@ export class ContentReader {
         }
         continue;
       }
-      const baseStop = Math.min(seg.end, baseEnd, base.length);
-      if (baseStop > seg.start) base.copy(out, at, seg.start, baseStop);
-      const zeroFrom = Math.max(seg.start, baseStop);
-      if (zeroFrom < seg.end) out.fill(0, outOffset + (zeroFrom - from), outOffset + (seg.end - from));
+      copyBase(base, seg.start, seg.end, baseEnd, out, at);
     }
   }
 
   /** The base bytes of one chunk of `object`, fetched once however many readers want them. */
   private fetch(ino: InodeId, object: ObjectVersion, chunk: number): Promise<Buffer> {
-    const key = `${ino}:${chunk}:${object.etag}`;
+    const key = fetchKey(ino, chunk, object.etag);
+    const fetched = this.recent.get(key);
+    if (fetched) return Promise.resolve(fetched);
     let pending = this.fetches.get(key);
     if (!pending) {
       pending = this.download(ino, object, chunk).finally(() => this.fetches.delete(key));
@@ -170,23 +181,60 @@ export class ContentReader {
     } finally {
       this.fetchesInFlight--;
     }
-    this.install(ino, object, chunk, data);
+    this.remember(fetchKey(ino, chunk, object.etag), data);
+    void this.install(ino, object, chunk, data).catch(() => {
+      // Not cached on disk this time; the next read fetches it again.
+    });
     return data;
   }
 
-  /** Put fetched base bytes into the chunk file, around any written ranges, if still current. */
-  private install(ino: InodeId, object: ObjectVersion, chunk: number, data: Buffer): void {
-    const rec = this.store.inode(ino);
-    if (!rec || rec.object?.etag !== object.etag) return;
-    const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
-    const ranges = this.store.writtenRanges(ino, chunk);
-    if (!ranges) {
-      this.chunks.installSync(ino, chunk, object.etag, data.subarray(0, baseEnd));
-    } else {
-      const gaps: number[] = [];
-      for (const seg of splitRange(ranges, 0, baseEnd)) if (!seg.covered) gaps.push(seg.start, seg.end);
-      this.chunks.fillSync(ino, chunk, object.etag, data, gaps);
+  private remember(key: string, data: Buffer): void {
+    this.forgetRecent(key);
+    this.recent.set(key, data);
+    this.recentBytes += data.length;
+    for (const old of this.recent.keys()) {
+      if (this.recentBytes <= RECENT_BYTES || this.recent.size <= 2) break;
+      this.forgetRecent(old);
     }
+  }
+
+  private forgetRecent(key: string): void {
+    const data = this.recent.get(key);
+    if (!data) return;
+    this.recent.delete(key);
+    this.recentBytes -= data.length;
+  }
+
+  /**
+   * Put fetched base bytes into the chunk file, if they are still the inode's: a clean chunk gets a
+   * new file (written in the background, swapped in only if the chunk is still clean), a chunk with
+   * written ranges gets the bytes around them.
+   */
+  private async install(ino: InodeId, object: ObjectVersion, chunk: number, data: Buffer): Promise<void> {
+    const current = (): InodeRecord | undefined => {
+      const rec = this.store.inode(ino);
+      return rec?.object?.etag === object.etag ? rec : undefined;
+    };
+    if (!current()) return;
+    if (!this.store.writtenRanges(ino, chunk)) {
+      const replacement = await this.chunks.prepareReplacement(ino, chunk, data);
+      const rec = current();
+      if (rec && !this.store.writtenRanges(ino, chunk) && this.chunks.holds(ino, chunk) !== object.etag) {
+        const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
+        if (baseEnd < data.length) fs.truncateSync(replacement, baseEnd);
+        this.chunks.adoptSync(ino, chunk, object.etag, replacement, baseEnd);
+        this.evictIfNeeded();
+        return;
+      }
+      this.chunks.discardReplacement(replacement);
+    }
+    const rec = current();
+    const ranges = this.store.writtenRanges(ino, chunk);
+    if (!rec || !ranges) return;
+    const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
+    const gaps: number[] = [];
+    for (const seg of splitRange(ranges, 0, baseEnd)) if (!seg.covered) gaps.push(seg.start, seg.end);
+    this.chunks.fillSync(ino, chunk, object.etag, data, gaps);
     this.evictIfNeeded();
   }
 
@@ -222,4 +270,13 @@ export class ContentReader {
   forget(ino: InodeId): void {
     this.sequential.delete(ino);
   }
+}
+
+const fetchKey = (ino: InodeId, chunk: number, etag: string): string => `${ino}:${chunk}:${etag}`;
+
+/** Base bytes [from, to) of a chunk: from `base` below both baseEnd and its length, zeros above. */
+function copyBase(base: Buffer, from: number, to: number, baseEnd: number, out: Buffer, outOffset: number): void {
+  const stop = Math.max(from, Math.min(to, baseEnd, base.length));
+  if (stop > from) base.copy(out, outOffset, from, stop);
+  if (stop < to) out.fill(0, outOffset + (stop - from), outOffset + (to - from));
 }

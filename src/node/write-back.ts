@@ -13,6 +13,7 @@ import type { ContentReader } from './content-reader.js';
 import type { InodeLog } from './inode-log.js';
 import { toObjectMetadata } from './object-metadata.js';
 import { StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+import { StreamingUpload } from './streaming-upload.js';
 
 export interface WriteBackOptions {
   chunkSize: number;
@@ -46,6 +47,8 @@ export class WriteBack {
   private readonly failures = new Map<InodeId, { count: number; retryAt: number }>();
   /** Inodes whose content was made local because their object's key is about to be overwritten. */
   private readonly pinned = new Set<InodeId>();
+  /** Multipart uploads running while their file is still being written. */
+  private readonly streams = new Map<InodeId, StreamingUpload>();
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
   private deleting = false;
@@ -73,6 +76,73 @@ export class WriteBack {
 
   isPinned(ino: InodeId): boolean {
     return this.pinned.has(ino);
+  }
+
+  /**
+   * A write landed in the file. Big files get a streaming upload, so that their parts go to the
+   * bucket while the rest is still being written.
+   */
+  noteWrite(ino: InodeId, offset: number, length: number): void {
+    const stream = this.streams.get(ino);
+    const rec = this.store.inode(ino);
+    if (!rec) return;
+    if (stream) {
+      stream.noteWrite(offset, length);
+      stream.pump(rec.size);
+      return;
+    }
+    const partSize = this.partSize(rec.size);
+    if (rec.kind !== InodeKind.File || rec.nlink !== 1 || rec.size < 2 * partSize || this.flushing.has(ino)) return;
+    const start = this.startStream(ino, rec, partSize).catch(() => undefined);
+    this.flushing.set(ino, start);
+    void start.finally(() => {
+      if (this.flushing.get(ino) === start) this.flushing.delete(ino);
+    });
+  }
+
+  /** The file was truncated: a streaming upload of it can no longer be finished part by part. */
+  noteTruncate(ino: InodeId): void {
+    const stream = this.streams.get(ino);
+    if (stream) void this.abortStream(stream, this.store.inode(ino)?.version ?? 0).catch(() => undefined);
+  }
+
+  private async startStream(ino: InodeId, rec: InodeRecord, partSize: number): Promise<void> {
+    const [key] = this.keys.keysOf(ino, rec.kind);
+    if (key === undefined || this.store.objectReferrers(key).next().done !== true) return;
+    const uploadId = await this.objects.createMultipart(key, { metadata: toObjectMetadata(rec) });
+    await this.log.run({ $case: 'beginFlush', value: { ino, version: rec.version, keys: [key], uploadId } });
+    const stream = new StreamingUpload(ino, key, uploadId, partSize, this.objects, this.reader, this.options.uploadConcurrency);
+    this.streams.set(ino, stream);
+    stream.pump(this.store.inode(ino)?.size ?? 0);
+  }
+
+  private async abortStream(stream: StreamingUpload, version: number): Promise<void> {
+    if (this.streams.get(stream.ino) === stream) this.streams.delete(stream.ino);
+    await stream.abort();
+    await this.log.run({ $case: 'finishFlush', value: { ino: stream.ino, version, keys: [stream.key], etag: '', size: 0 } });
+  }
+
+  /** Complete a streaming upload as the inode's flush, if it still fits the inode; false if not. */
+  private async finishStream(ino: InodeId, targets: string[]): Promise<boolean> {
+    const stream = this.streams.get(ino);
+    if (!stream) return false;
+    this.streams.delete(ino);
+    const rec = this.store.inode(ino);
+    if (!rec || rec.orphan || targets.length !== 1 || targets[0] !== stream.key || rec.kind !== InodeKind.File) {
+      await this.abortStream(stream, rec?.version ?? 0);
+      return false;
+    }
+    try {
+      const version = rec.version;
+      const size = rec.size;
+      const parts = await stream.finish(size);
+      const done = await this.objects.completeMultipart(stream.key, stream.uploadId, parts);
+      await this.log.run({ $case: 'finishFlush', value: { ino, version, keys: [stream.key], etag: done.etag, size } });
+      return true;
+    } catch (err) {
+      await this.abortStream(stream, rec.version).catch(() => undefined);
+      throw flushFailure(err, stream.key);
+    }
   }
 
   /**
@@ -144,6 +214,10 @@ export class WriteBack {
         const oldest = [...this.store.dirtyInodes()].filter((e) => !this.flushing.has(e.ino)).sort((a, b) => a.since - b.since);
         due.push(...oldest.slice(0, this.options.flushConcurrency));
       }
+      for (const stream of [...this.streams.values()]) {
+        const rec = this.store.inode(stream.ino);
+        if (!rec || rec.orphan) void this.abortStream(stream, rec?.version ?? 0).catch(() => undefined);
+      }
       due.sort((a, b) => a.since - b.since);
       const slots = Math.max(0, this.options.flushConcurrency - this.flushing.size);
       for (const { ino } of due.slice(0, slots)) this.startFlush(ino).catch(() => undefined);
@@ -181,6 +255,7 @@ export class WriteBack {
     const targets = this.keys.keysOf(ino, rec.kind).filter((k) => k !== '');
     if (targets.length === 0) return;
     await this.withKeys(targets, async () => {
+      if (await this.finishStream(ino, targets)) return;
       for (const key of targets) await this.protectReferrers(key, ino);
       const current = this.store.inode(ino);
       if (!current || current.orphan) return;
