@@ -49,10 +49,14 @@ const VALUE_FLAGS = [
   'durability',
 ] as const;
 const SWITCH_FLAGS = ['foreground', 'allow-other'] as const;
+/** The kernel's attribute and lookup caches live at most this long (and at most half the TTL). */
+const MAX_KERNEL_CACHE_MS = 1000;
 
 interface MountPlan {
   node: NodeConfig;
   mountpoint: string;
+  /** How long the kernel caches attributes and lookups; part of the metadata TTL. */
+  kernelCacheMs: number;
   allowOther: boolean;
   foreground: boolean;
   endpoint: string | undefined;
@@ -76,6 +80,10 @@ function plan(argv: string[]): MountPlan {
   const durability = args.values.get('durability') ?? 'process';
   if (durability !== 'process' && durability !== 'fsync') throw new UsageError('--durability must be process or fsync');
   const endpoint = args.values.get('endpoint') ?? process.env.AWS_ENDPOINT_URL;
+  // A change in the bucket can wait out a listing and then the kernel's cache of what it showed:
+  // together they stay within the TTL.
+  const metadataTtlMs = parseDuration(args.values.get('metadata-ttl') ?? '30s', '--metadata-ttl');
+  const kernelCacheMs = Math.min(MAX_KERNEL_CACHE_MS, metadataTtlMs / 2);
   const dataDir = path.resolve(args.values.get('data-dir') ?? defaultDataDir(bucket, prefix, root));
   if (dataDir === mountpoint || dataDir.startsWith(mountpoint + path.sep)) {
     throw new UsageError('--data-dir cannot be inside the mount point');
@@ -88,7 +96,7 @@ function plan(argv: string[]): MountPlan {
       dataDir,
       cacheSize,
       chunkSize,
-      metadataTtlMs: parseDuration(args.values.get('metadata-ttl') ?? '30s', '--metadata-ttl'),
+      metadataTtlMs: metadataTtlMs - kernelCacheMs,
       closeDelayMs: parseDuration(args.values.get('close-delay') ?? '2s', '--close-delay'),
       maxDirtyAgeMs: parseDuration(args.values.get('max-dirty-age') ?? '30s', '--max-dirty-age'),
       readAheadChunks: readAhead,
@@ -97,6 +105,7 @@ function plan(argv: string[]): MountPlan {
       durability,
     },
     mountpoint,
+    kernelCacheMs,
     allowOther: args.switches.get('allow-other') ?? root,
     foreground: args.switches.get('foreground') ?? false,
     endpoint,
@@ -134,7 +143,7 @@ async function serve(p: MountPlan): Promise<number> {
       mountpoint: p.mountpoint,
       source: `s3://${p.node.bucket}/${p.node.prefix}`,
       allowOther: p.allowOther,
-      attrTimeoutSec: Math.max(0, Math.min(1, p.node.metadataTtlMs / 1000)),
+      attrTimeoutSec: p.kernelCacheMs / 1000,
       maxWrite: 1024 * 1024,
       log,
     });

@@ -222,6 +222,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     const key = this.keys.keyOf(parentIno, c.name, rec.kind);
     this.unlinkEntry(parentIno, c.name, ino);
     this.touchDir(parentIno, parent, now, rec.kind === InodeKind.Dir ? -1 : 0);
+    this.keepEmptyDir(parentIno, parent, now);
     if (key !== undefined) this.forgetKey(rec, key);
     this.releaseLink(ino, rec, now, c.keepOrphan);
     return OK;
@@ -264,6 +265,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     if (oldKey !== undefined) this.forgetKey(rec, oldKey);
     this.touchDir(from, this.inode(from), now, -dirDelta);
     this.touchDir(to, this.inode(to), now, dirDelta);
+    this.keepEmptyDir(from, this.inode(from), now);
     rec.ctime = now;
     this.bump(ino, rec, now);
     this.store.inodes.putSync(ino, rec);
@@ -678,6 +680,16 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     rec.mtime = now;
     rec.ctime = now;
     rec.nlink += subdirDelta;
+    this.store.inodes.putSync(ino, rec);
+  }
+
+  /**
+   * A directory the bucket knows only as the prefix of its entries would vanish from the bucket
+   * with its last entry: once it is empty, it is written back as a "dir/" marker object.
+   */
+  private keepEmptyDir(ino: InodeId, rec: InodeRecord, now: number): void {
+    if (ino === ROOT_INO || rec.hasMarker || rec.objectKeys.length > 0 || isDirty(rec) || this.store.hasChildren(ino)) return;
+    this.bump(ino, rec, now);
     this.store.inodes.putSync(ino, rec);
   }
 

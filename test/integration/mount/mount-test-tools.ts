@@ -41,12 +41,20 @@ export async function errnoOf(action: Promise<unknown>): Promise<string> {
   throw new Error('expected the call to fail, and it succeeded');
 }
 
-/** Polls `probe` every `intervalMs` until it returns true; throws `what` after `timeoutMs`. */
-export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 15_000, intervalMs = 100): Promise<void> {
+/**
+ * Polls `probe` every `intervalMs` until it returns true; fails after `timeoutMs`, saying `what` it
+ * waited for (a function is asked at that moment, so it can describe the last state seen).
+ */
+export async function waitUntil(
+  what: string | (() => string),
+  probe: () => Promise<boolean>,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await probe()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -14,7 +14,7 @@ import { errnoOf, listKeys, objectBytes, patternBytes, runPython, sleep, waitUnt
 /** Small chunks so that modest files span several; a short close delay so closed files reach the bucket quickly. */
 const MOUNT_ARGS = ['--chunk-size', '256KiB', '--close-delay', '100ms'];
 const KiB = 1024;
-/** The kernel's attribute cache lifetime: min(1 s, metadata TTL) (src/cli/mount-command.ts). */
+/** The kernel's attribute cache lifetime: min(1 s, half the metadata TTL) (src/cli/mount-command.ts). */
 const ATTR_TIMEOUT_MS = 1000;
 
 describe('a tidefs mount, operation by operation', () => {

@@ -1,0 +1,204 @@
+// How a tidefs mount shows a bucket that others write to: objects put with the SDK appear with their
+// sizes and bytes; a key that is both a file and a prefix shows as a directory (the documented rule:
+// the directory wins); "dir/" marker objects make empty directories; a prefix mount sees and writes
+// only under its prefix; and changes made in the bucket behind the mount's back are seen once the
+// metadata TTL (plus the kernel's attribute cache, which the mount keeps within it) has passed —
+// and not served stale after that.
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
+import { startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
+import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
+import { errnoOf, listKeys, objectBytes, patternBytes, sleep, waitUntil } from './mount-test-tools.js';
+
+const KiB = 1024;
+const TTL_MS = 1000;
+const MOUNT_ARGS = ['--metadata-ttl', `${TTL_MS}ms`, '--chunk-size', '256KiB', '--close-delay', '100ms'];
+
+/** A small seeded generator (mulberry32), so a randomized test can be replayed from its seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+describe('a mount over a bucket that others write to', () => {
+  let bucket: TestBucket;
+  let store: S3ObjectStore;
+  let mount: MountHandle;
+  const at = (...parts: string[]): string => path.join(mount.mountpoint, ...parts);
+  const big = patternBytes(3 * 1024 * KiB + 17, 11);
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('mount-view');
+    store = s3TestStore(bucket.name);
+    const seed: Array<[string, Buffer | string]> = [
+      ['ext/small.txt', 'hello from the SDK'],
+      ['ext/big.bin', big],
+      ['ext/empty', ''],
+      ['ext/nested/deep/file', 'deep'],
+      ['conflict/a', 'the file a'],
+      ['conflict/a/b', 'b under the directory a'],
+      ['markers/empty-dir/', ''],
+      ['markers/with-marker/', ''],
+      ['markers/with-marker/f', 'f'],
+      ['ext/random.bin', big],
+      ['ttl/changed', 'version one'],
+      ['ttl/resized', 'short'],
+      ['ttl/deleted', 'soon gone'],
+    ];
+    await Promise.all(seed.map(([key, body]) => store.put(key, Buffer.from(body))));
+    mount = await startMount({ bucket: bucket.name, args: MOUNT_ARGS });
+  });
+
+  afterAll(async () => {
+    await stopAllMounts();
+    store?.close();
+    await bucket?.destroy();
+  });
+
+  it('shows objects put by others with their sizes, bytes, default modes and owner', async () => {
+    expect((await fsp.readdir(at('ext'))).sort()).toEqual(['big.bin', 'empty', 'nested', 'random.bin', 'small.txt']);
+    const small = await fsp.stat(at('ext', 'small.txt'));
+    expect(small.isFile()).toBe(true);
+    expect(small.size).toBe('hello from the SDK'.length);
+    expect(small.mode & 0o7777).toBe(0o644);
+    expect([small.uid, small.gid]).toEqual([process.getuid!(), process.getgid!()]);
+    const lastModified = (await store.head('ext/small.txt'))!.mtime.getTime();
+    expect(Math.abs(small.mtimeMs - lastModified)).toBeLessThan(1000);
+    expect(await fsp.readFile(at('ext', 'small.txt'), 'utf8')).toBe('hello from the SDK');
+    expect((await fsp.stat(at('ext', 'empty'))).size).toBe(0);
+    expect((await fsp.readFile(at('ext', 'empty'))).length).toBe(0);
+    const nested = await fsp.stat(at('ext', 'nested'));
+    expect(nested.isDirectory()).toBe(true);
+    expect(nested.mode & 0o7777).toBe(0o755);
+    expect(await fsp.readFile(at('ext', 'nested', 'deep', 'file'), 'utf8')).toBe('deep');
+    expect((await fsp.stat(at('ext', 'big.bin'))).size).toBe(big.length);
+    expect((await fsp.readFile(at('ext', 'big.bin'))).equals(big)).toBe(true);
+  });
+
+  it('serves random ranges of an object put by others, across chunk boundaries', async () => {
+    const seed = Number(process.env.TIDEFS_TEST_SEED ?? Date.now() % 2 ** 31);
+    const random = seededRandom(seed);
+    // Nothing has read ext/random.bin yet, so no range of it is cached.
+    const fh = await fsp.open(at('ext', 'random.bin'), 'r');
+    try {
+      for (let i = 0; i < 40; i++) {
+        const offset = Math.floor(random() * (big.length + 1000));
+        const length = 1 + Math.floor(random() * 600 * KiB);
+        const buf = Buffer.alloc(length);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        const expected = big.subarray(offset, offset + length);
+        expect(bytesRead, `read ${i} (${length} at ${offset}), replay with TIDEFS_TEST_SEED=${seed}`).toBe(expected.length);
+        expect(buf.subarray(0, bytesRead).equals(expected), `read ${i} (${length} at ${offset}), replay with TIDEFS_TEST_SEED=${seed}`).toBe(true);
+      }
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('a key that is both a file and a prefix shows as the directory (the directory wins)', async () => {
+    expect(await fsp.readdir(at('conflict'))).toEqual(['a']);
+    expect((await fsp.stat(at('conflict', 'a'))).isDirectory()).toBe(true);
+    expect(await fsp.readdir(at('conflict', 'a'))).toEqual(['b']);
+    expect(await fsp.readFile(at('conflict', 'a', 'b'), 'utf8')).toBe('b under the directory a');
+    expect(await errnoOf(fsp.readFile(at('conflict', 'a')))).toBe('EISDIR');
+    await fsp.writeFile(at('conflict', 'a', 'c'), 'written through the mount');
+    await waitUntil('conflict/a/c is in the bucket', async () => (await objectBytes(store, 'conflict/a/c'))?.toString() === 'written through the mount');
+    // The shadowed file object is left alone.
+    expect((await objectBytes(store, 'conflict/a'))?.toString()).toBe('the file a');
+  });
+
+  it('"dir/" marker objects are directories, empty ones included; rmdir removes the marker', async () => {
+    expect((await fsp.readdir(at('markers'))).sort()).toEqual(['empty-dir', 'with-marker']);
+    expect((await fsp.stat(at('markers', 'empty-dir'))).isDirectory()).toBe(true);
+    expect(await fsp.readdir(at('markers', 'empty-dir'))).toEqual([]);
+    expect(await fsp.readdir(at('markers', 'with-marker'))).toEqual(['f']);
+    await fsp.rmdir(at('markers', 'empty-dir'));
+    await waitUntil('the marker markers/empty-dir/ is deleted', async () => (await store.head('markers/empty-dir/')) === undefined);
+    expect(await fsp.readdir(at('markers'))).toEqual(['with-marker']);
+  });
+
+  it('sees objects changed, deleted and added in the bucket once the metadata TTL has passed, and not stale after it', async () => {
+    expect((await fsp.readdir(at('ttl'))).sort()).toEqual(['changed', 'deleted', 'resized']);
+    // Read everything once, so the mount and the kernel have it all cached.
+    expect(await fsp.readFile(at('ttl', 'changed'), 'utf8')).toBe('version one');
+    expect(await fsp.readFile(at('ttl', 'resized'), 'utf8')).toBe('short');
+    expect(await fsp.readFile(at('ttl', 'deleted'), 'utf8')).toBe('soon gone');
+    expect(await errnoOf(fsp.stat(at('ttl', 'added')))).toBe('ENOENT');
+
+    // Same size, other bytes: only the ETag tells the change.
+    await store.put('ttl/changed', Buffer.from('version TWO'));
+    await store.put('ttl/resized', Buffer.from('a good deal longer than before'));
+    await store.delete('ttl/deleted');
+    await store.put('ttl/added', Buffer.from('new here'));
+    await sleep(TTL_MS + 100);
+
+    // The first look after the TTL must see the bucket as it is.
+    expect((await fsp.readdir(at('ttl'))).sort()).toEqual(['added', 'changed', 'resized']);
+    expect(await errnoOf(fsp.stat(at('ttl', 'deleted')))).toBe('ENOENT');
+    expect((await fsp.stat(at('ttl', 'resized'))).size).toBe('a good deal longer than before'.length);
+    expect(await fsp.readFile(at('ttl', 'resized'), 'utf8')).toBe('a good deal longer than before');
+    expect(await fsp.readFile(at('ttl', 'changed'), 'utf8')).toBe('version TWO');
+    expect(await fsp.readFile(at('ttl', 'added'), 'utf8')).toBe('new here');
+
+    // A file read through the mount, then deleted in the bucket: its name goes away too.
+    await store.delete('ttl/added');
+    await sleep(TTL_MS + 100);
+    expect(await errnoOf(fsp.readFile(at('ttl', 'added')))).toBe('ENOENT');
+  });
+});
+
+describe('a prefix mount (s3://bucket/some/prefix)', () => {
+  let bucket: TestBucket;
+  let store: S3ObjectStore;
+  let mount: MountHandle;
+  const at = (...parts: string[]): string => path.join(mount.mountpoint, ...parts);
+  const outside = ['pfx/innerX', 'pfx/other.txt', 'top.txt', 'pfx/inner-sibling/x'];
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('mount-prefix');
+    store = s3TestStore(bucket.name);
+    const seed = ['pfx/inner/a.txt', 'pfx/inner/sub/b.txt', ...outside];
+    await Promise.all(seed.map((key) => store.put(key, Buffer.from(`body of ${key}`))));
+    mount = await startMount({ bucket: bucket.name, prefix: 'pfx/inner', args: MOUNT_ARGS });
+  });
+
+  afterAll(async () => {
+    await stopAllMounts();
+    store?.close();
+    await bucket?.destroy();
+  });
+
+  it('sees only its prefix, and everything it writes, renames and deletes stays under it', async () => {
+    expect((await fsp.readdir(mount.mountpoint)).sort()).toEqual(['a.txt', 'sub']);
+    expect(await fsp.readFile(at('a.txt'), 'utf8')).toBe('body of pfx/inner/a.txt');
+    expect(await fsp.readFile(at('sub', 'b.txt'), 'utf8')).toBe('body of pfx/inner/sub/b.txt');
+
+    await fsp.writeFile(at('new.txt'), 'written under the prefix');
+    await fsp.mkdir(at('nd'));
+    await fsp.rename(at('sub', 'b.txt'), at('nd', 'moved.txt'));
+    await fsp.unlink(at('a.txt'));
+    await fsp.chmod(mount.mountpoint, 0o750);
+
+    const expected = ['pfx/inner/', 'pfx/inner/nd/', 'pfx/inner/nd/moved.txt', 'pfx/inner/new.txt', 'pfx/inner/sub/'];
+    let keys: string[] = [];
+    await waitUntil(
+      () => `the bucket holds ${JSON.stringify(expected)} under the prefix (it holds ${JSON.stringify(keys)})`,
+      async () => {
+        keys = (await listKeys(store)).filter((k) => !outside.includes(k));
+        return JSON.stringify(keys) === JSON.stringify(expected);
+      },
+    );
+    expect((await objectBytes(store, 'pfx/inner/new.txt'))?.toString()).toBe('written under the prefix');
+    expect((await objectBytes(store, 'pfx/inner/nd/moved.txt'))?.toString()).toBe('body of pfx/inner/sub/b.txt');
+    expect(Number((await store.head('pfx/inner/'))?.metadata?.mode) & 0o7777).toBe(0o750);
+    for (const key of outside) expect((await objectBytes(store, key))?.toString(), key).toBe(`body of ${key}`);
+  });
+});
