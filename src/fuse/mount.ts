@@ -44,6 +44,9 @@ export class FuseMount {
       'use_ino',
       'big_writes',
       `max_write=${options.maxWrite}`,
+      // Passed here, not as fuse-native's entryTimeout/attrTimeout: it drops a 0 and libfuse's 1 s applies.
+      `entry_timeout=${options.attrTimeoutSec}`,
+      `attr_timeout=${options.attrTimeoutSec}`,
       `negative_timeout=${options.attrTimeoutSec}`,
       'max_readahead=4194304',
     ];
@@ -55,8 +58,6 @@ export class FuseMount {
       allowOther: options.allowOther,
       defaultPermissions: options.allowOther,
       autoCache: true,
-      entryTimeout: options.attrTimeoutSec,
-      attrTimeout: options.attrTimeoutSec,
       fsname: [sanitize(options.source), ...rawOptions].join(','),
       subtype: 'tidefs',
     });

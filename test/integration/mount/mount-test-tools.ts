@@ -4,7 +4,7 @@
 // command as another user, and waiting for a condition with a deadline. Nothing here touches a mount
 // synchronously: every fs call is async or runs in a child process.
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 
@@ -134,6 +134,17 @@ export async function runAs(id: number, command: string[]): Promise<CommandOutco
 export async function isMountpoint(mountpoint: string): Promise<boolean> {
   const table = await readFile('/proc/self/mounts', 'utf8');
   return table.split('\n').some((line) => line.split(' ')[1] === mountpoint);
+}
+
+/** PIDs of live processes whose command line contains `text` (e.g. a mountpoint). */
+export async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.split('\0').some((arg) => arg.includes(text))) pids.push(Number(entry));
+  }
+  return pids;
 }
 
 /** Deterministic pseudo-random bytes (xorshift32 from `seed`), so a failure can be replayed. */
