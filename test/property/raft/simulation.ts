@@ -85,6 +85,8 @@ const STEPS_PER_TICK = 4;
 const CLIENT_TIMEOUT_STEPS = 60;
 const LONG_DELAY_RATE = 0.01;
 const LIVENESS_ELECTION_TIMEOUTS = 40;
+/** A generous round trip in the liveness phase's prompt network (2-step delays, 1-step disks). */
+const CATCH_UP_TICKS_PER_ENTRY = 2;
 const TRACE_LINES = 80;
 const KEYS = ['k0', 'k1', 'k2'];
 /** The client id of the liveness phase's probe puts. */
@@ -587,7 +589,11 @@ export class Simulation {
     this.network = prompt;
     for (const { m } of stale) this.lost(m);
     for (const node of this.nodes) if (!node.alive) this.start(node);
-    const bound = LIVENESS_ELECTION_TIMEOUTS * this.config.electionTick;
+    // Time to elect, plus time for the slowest member to catch up on the entries it lacks when it
+    // can only get one at a time (maxSizePerMsg 0, one append in flight): a round trip each.
+    const statuses = this.nodes.map((node) => node.raw!.status());
+    const backlog = Math.max(...statuses.map((s) => s.lastIndex)) - Math.min(...statuses.map((s) => s.commit));
+    const bound = LIVENESS_ELECTION_TIMEOUTS * this.config.electionTick + CATCH_UP_TICKS_PER_ENTRY * backlog;
     let probe: PendingPut | undefined;
     for (let tick = 0; tick < bound; tick++) {
       this.runMembers();
