@@ -31,17 +31,16 @@ async function main(argv: string[]): Promise<number> {
   throw new UsageError(`unknown command "${command}"`);
 }
 
+// Exit explicitly: after an unmount, fuse-native's native handles would keep the process alive.
+// (stdout and stderr are synchronous for files and pipes on Linux, so nothing written is lost.)
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`tidefs: ${err.message}\n${USAGE}`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`tidefs: ${(err as Error).message}\n`);
-      process.exitCode = 1;
+      process.exit(2);
     }
+    process.stderr.write(`tidefs: ${(err as Error).message}\n`);
+    process.exit(1);
   },
 );
