@@ -21,6 +21,10 @@ export interface MountHandle {
   stop(): Promise<number | null>;
   /** SIGKILL, then detach the dead mount. */
   kill(): Promise<void>;
+  /** SIGKILL and leave the dead mount in place, as a crash would; the test cleans up after it. */
+  crash(): Promise<void>;
+  /** Resolves with the exit code once the process exits by itself (e.g. after an unmount from outside). */
+  exited(): Promise<number | null>;
 }
 
 export interface MountOptions {
@@ -63,6 +67,16 @@ export async function startMount(options: MountOptions): Promise<MountHandle> {
       child.kill('SIGKILL');
       await exited;
       await exec('fusermount', ['-uz', mountpoint]).catch(() => undefined);
+    },
+    crash: async () => {
+      live.delete(handle);
+      child.kill('SIGKILL');
+      await exited;
+    },
+    exited: async () => {
+      const code = await exited;
+      live.delete(handle);
+      return code;
     },
   };
   live.add(handle);
