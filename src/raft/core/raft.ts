@@ -25,7 +25,7 @@ import { applyConfChange, changesBuilding, cloneConfState, decodeConfChange, enc
 import { ConfChangeRejectedError, NotLeaderError, RaftInvariantError } from './errors.js';
 import { RaftLog, type TermAt } from './log.js';
 import { Progress, ProgressState } from './progress.js';
-import { VoteResult, quorumValue, voteResult } from './quorum.js';
+import { VoteResult, majority, quorumValue, voteResult } from './quorum.js';
 import { ReadRounds, decodeReadRound, encodeReadRound, type ReadRequest } from './read-only.js';
 
 export interface RaftConfig {
@@ -103,6 +103,17 @@ type Outgoing = Partial<Omit<Message, 'from'>> & Pick<Message, 'type' | 'to'>;
 
 function isTransferCampaign(context: Uint8Array): boolean {
   return context.byteLength === TRANSFER_CONTEXT.byteLength && context.every((byte, i) => byte === TRANSFER_CONTEXT[i]);
+}
+
+/** Entries that follow `index` one by one, in terms that never decrease nor pass the sender's. */
+function isWellFormedAppend(m: Message): boolean {
+  let previousTerm = m.logTerm;
+  for (let i = 0; i < m.entries.length; i++) {
+    const entry = m.entries[i]!;
+    if (entry.index !== m.index + 1 + i || entry.term < previousTerm || entry.term > m.term) return false;
+    previousTerm = entry.term;
+  }
+  return true;
 }
 
 function validateConfig(config: RaftConfig): void {
@@ -643,6 +654,7 @@ export class Raft {
   }
 
   private handleAppend(m: Message): void {
+    if (!isWellFormedAppend(m)) return;
     if (m.index < this.log.committed) {
       this.send({ type: MessageType.AppResp, to: m.from, index: this.log.committed, commit: this.log.committed });
       return;
@@ -884,7 +896,7 @@ export class Raft {
     for (const id of this.conf.voters) {
       if (id === this.id || this.progress.get(id)?.recentActive) active++;
     }
-    return active >= Math.floor(this.conf.voters.length / 2) + 1;
+    return active >= majority(this.conf.voters.length);
   }
 
   private abortLeaderTransfer(): void {

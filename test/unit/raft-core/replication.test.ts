@@ -62,6 +62,36 @@ describe('log replication', () => {
   });
 });
 
+describe('messages it cannot use', () => {
+  it('ignores misaddressed, malformed, unknown-sender and stale messages', () => {
+    const c = new TestCluster([1, 2, 3]);
+    c.elect(1);
+    c.raw(1).propose(encode('a'));
+    c.stabilize();
+    const before = c.raw(2).status();
+    const app = c.deliveredOf(MessageType.App, { from: 1, to: 2 }).at(-1)!;
+    const entry = (index: number, term: number): Entry => ({ index, term, type: EntryType.Normal, data: encode('junk') });
+    const last = before.lastIndex;
+    const logTerm = c.node(2).storage.term(last);
+    for (const m of [
+      { ...app, to: nodeId(3) }, // not for node 2
+      { ...app, from: nodeId(2) }, // from itself
+      { ...app, index: last, logTerm, entries: [entry(last + 2, before.term)] }, // a gap
+      { ...app, index: last, logTerm, entries: [entry(last + 1, before.term + 5)] }, // a term from the future
+      { ...app, term: 0, index: last, logTerm, entries: [entry(last + 1, 0)] }, // a stale term
+      { ...app, type: MessageType.Snap }, // a snapshot message without a snapshot
+      { ...app, type: MessageType.HeartbeatResp, context: encode('not a round') },
+    ]) {
+      c.raw(2).step(m);
+    }
+    c.raw(1).step({ ...app, type: MessageType.AppResp, from: nodeId(9), to: nodeId(1), index: 1000 });
+    c.stabilize();
+    expect(c.raw(2).status()).toMatchObject({ lastIndex: before.lastIndex, commit: before.commit, term: before.term, leader: 1 });
+    expect(c.raw(1).status().progress[9]).toBeUndefined();
+    expect(c.raw(1).status().commit).toBe(before.commit);
+  });
+});
+
 describe('commit only by counting entries of the current term (Figure 8)', () => {
   it('never commits an old-term entry that a later leader may still overwrite', () => {
     // One entry per append, so the test can let an old entry through and hold back the no-op.
