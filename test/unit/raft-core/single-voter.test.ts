@@ -93,6 +93,24 @@ describe('RawNode contract', () => {
     expect(persist(node, storage).mustSync).toBe(false);
   });
 
+  it('hands out a long backlog of committed entries in pages of maxCommittedSizePerReady', () => {
+    const storage = new MemoryStorage({ voters: [nodeId(1)], learners: [], addresses: {} });
+    storage.append(Array.from({ length: 100 }, (_, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data: new Uint8Array(10) })));
+    storage.setHardState({ term: 1, vote: nodeId(1), commit: 100 });
+    const node = new RawNode({
+      id: nodeId(1), storage, applied: 0, electionTick: 10, heartbeatTick: 1, maxSizePerMsg: 1 << 20, maxInflightMsgs: 16,
+      checkQuorum: false, preVote: false, readOnly: 'safe', random: () => 0.5, maxCommittedSizePerReady: 100,
+    });
+    const pages: number[] = [];
+    while (node.hasReady()) {
+      const rd = node.ready();
+      pages.push(rd.committedEntries.length);
+      node.advance(rd);
+    }
+    expect(pages).toEqual([10, 10, 10, 10, 10, 10, 10, 10, 10, 10]);
+    expect(node.status().applied).toBe(100);
+  });
+
   it('refuses configurations that cannot work', () => {
     expect(() => singleVoter({ heartbeatTick: 10 })).toThrow(RangeError);
     expect(() => singleVoter({ readOnly: 'lease', checkQuorum: false })).toThrow(RangeError);
