@@ -796,8 +796,10 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     rec.object = object;
     rec.size = object.size;
     rec.baseLimit = object.size;
-    rec.mtime = mtime;
-    rec.ctime = mtime;
+    // Other bytes must show as another mtime, or the kernel keeps serving the old ones from its page
+    // cache (it compares mtime and size): a listing with second precision can give the same time.
+    rec.mtime = mtime === rec.mtime ? mtime + 1 : mtime;
+    rec.ctime = rec.mtime;
     rec.metaLoaded = false;
   }
 

@@ -106,13 +106,16 @@ export class NamespaceLoader {
         throw storeFailure(err, `reading symlink ${key}`);
       }
     }
+    // HEAD's Last-Modified has whole seconds; the listing that found this very object was finer
+    // (and a replaced object's time was made to differ from its predecessor's): keep that.
+    const listedTime = info !== undefined && rec.kind !== InodeKind.Dir && rec.object?.etag === info.etag;
     await this.log.run({
       $case: 'loadObjectMeta',
       value: {
         ino,
         etag: info?.etag ?? rec.object?.etag ?? '',
         size: info?.size ?? rec.size,
-        mtimeMs: meta.mtimeMs ?? info?.mtime.getTime() ?? rec.mtime,
+        mtimeMs: meta.mtimeMs ?? (listedTime ? rec.mtime : info?.mtime.getTime()) ?? rec.mtime,
         mode: meta.mode,
         uid: meta.uid,
         gid: meta.gid,

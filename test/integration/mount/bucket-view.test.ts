@@ -148,6 +148,17 @@ describe('a mount over a bucket that others write to', () => {
     expect(await fsp.readFile(at('ttl', 'changed'), 'utf8')).toBe('version TWO');
     expect(await fsp.readFile(at('ttl', 'added'), 'utf8')).toBe('new here');
 
+    // Replaced within the same second with as many bytes: the listing's time and size look the same,
+    // so only the ETag can tell; the kernel must not keep serving the old bytes from its page cache.
+    expect(await fsp.readdir(at('ttl'))).toContain('changed');
+    await sleep(TTL_MS + 100);
+    while (Date.now() % 1000 > 100) await sleep(10);
+    await store.put('ttl/same-second', Buffer.from('first bytes'));
+    expect(await fsp.readFile(at('ttl', 'same-second'), 'utf8')).toBe('first bytes');
+    await store.put('ttl/same-second', Buffer.from('other bytes'));
+    await sleep(TTL_MS + 100);
+    expect(await fsp.readFile(at('ttl', 'same-second'), 'utf8')).toBe('other bytes');
+
     // A file read through the mount, then deleted in the bucket: its name goes away too.
     await store.delete('ttl/added');
     await sleep(TTL_MS + 100);
@@ -200,5 +211,36 @@ describe('a prefix mount (s3://bucket/some/prefix)', () => {
     expect((await objectBytes(store, 'pfx/inner/nd/moved.txt'))?.toString()).toBe('body of pfx/inner/sub/b.txt');
     expect(Number((await store.head('pfx/inner/'))?.metadata?.mode) & 0o7777).toBe(0o750);
     for (const key of outside) expect((await objectBytes(store, key))?.toString(), key).toBe(`body of ${key}`);
+  });
+});
+
+describe('a mount with --metadata-ttl 0', () => {
+  let bucket: TestBucket;
+  let store: S3ObjectStore;
+  let mount: MountHandle;
+  const at = (...parts: string[]): string => path.join(mount.mountpoint, ...parts);
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('mount-ttl0');
+    store = s3TestStore(bucket.name);
+    mount = await startMount({ bucket: bucket.name, args: ['--metadata-ttl', '0'] });
+  });
+
+  afterAll(async () => {
+    await stopAllMounts();
+    store?.close();
+    await bucket?.destroy();
+  });
+
+  it('sees every change in the bucket at once: neither it nor the kernel caches what the bucket holds', async () => {
+    expect(await errnoOf(fsp.stat(at('now.txt')))).toBe('ENOENT');
+    await store.put('now.txt', Buffer.from('one'));
+    expect(await fsp.readFile(at('now.txt'), 'utf8')).toBe('one');
+    await store.put('now.txt', Buffer.from('two, and longer'));
+    expect((await fsp.stat(at('now.txt'))).size).toBe('two, and longer'.length);
+    expect(await fsp.readFile(at('now.txt'), 'utf8')).toBe('two, and longer');
+    await store.delete('now.txt');
+    expect(await errnoOf(fsp.stat(at('now.txt')))).toBe('ENOENT');
+    expect(await fsp.readdir(mount.mountpoint)).toEqual([]);
   });
 });
