@@ -13,7 +13,7 @@ import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { type FaultProxy, startFaultProxy } from '../../fixtures/s3-fault-proxy/index.js';
 import { CLI, startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
-import { errnoOf, isMountpoint, objectBytes, patternBytes, processesMentioning, waitUntil } from './mount-test-tools.js';
+import { errnoOf, isMountpoint, objectBytes, patternBytes, processesMentioning, sleep, waitUntil } from './mount-test-tools.js';
 
 const exec = promisify(execFile);
 const KiB = 1024;
@@ -177,7 +177,7 @@ describe('a mount behind a faulty S3 (fault proxy)', () => {
       await fh.close();
     }
     // Closed and past the close delay: write-back keeps trying and failing.
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     expect(await store.head('faults/written.bin')).toBeUndefined();
     expect((await fsp.readFile(at('faults', 'written.bin'))).equals(data), 'the mount still serves the dirty data').toBe(true);
     expect(alive(mount.pid)).toBe(true);

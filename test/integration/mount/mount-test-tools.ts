@@ -55,7 +55,7 @@ export async function waitUntil(
   for (;;) {
     if (await probe()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 

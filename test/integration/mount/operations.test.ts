@@ -245,7 +245,8 @@ describe('a tidefs mount, operation by operation', () => {
       await fh.close();
     }
     // Give write-back every chance to (wrongly) write the orphan or its hidden name somewhere.
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
+    await waitUntil('the marker orphan/ is in the bucket', async () => !(await absent('orphan/')));
     expect(await listKeys(store, 'orphan/')).toEqual(['orphan/']);
   });
 
