@@ -58,6 +58,8 @@ const kindOf = (k: Kind): InodeKind =>
   k === Kind.KIND_DIR ? InodeKind.Dir : k === Kind.KIND_SYMLINK ? InodeKind.Symlink : InodeKind.File;
 
 export class InodeStateMachine implements StateMachine<ApplyResult> {
+  /** Every apply commits the tables and the applied index in one LMDB transaction. */
+  readonly persistent = true;
   readonly store: MetadataStore;
   readonly keys: BucketKeys;
 

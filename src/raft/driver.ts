@@ -166,6 +166,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
   private readonly loopDone: Promise<void>;
   private unregisterService: (() => void) | undefined;
   private stopped = false;
+  /** Whether the stored snapshot carries a state machine image (see takeSnapshot). */
+  private snapshotHasImage: boolean;
   private removed = false;
   private awaitingSoleVoterElection = false;
   /** The commit index found on disk: open() resolves once the state machine has caught up to it. */
@@ -224,6 +226,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     this.deliverable = options.deliverable;
     // The core hands out committed entries after `applied` (and replays membership changes up to it).
     this.applied = Math.max(storage.snapshotMeta().index, smApplied);
+    this.snapshotHasImage = storage.snapshotMeta().index === 0 || storage.snapshot().data.length > 0;
     this.replayTarget = storage.hardState().commit;
     let settleReplay: { resolve(): void; reject(error: Error): void } | undefined;
     this.replayed = new Promise<void>((resolve, reject) => (settleReplay = { resolve, reject }));
@@ -295,11 +298,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     });
   }
 
-  addVoter(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
+  async addVoter(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
+    await this.ensureImage();
     return this.changeMembership({ type: ConfChangeType.AddVoter, node: id, address }, options);
   }
 
-  addLearner(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
+  async addLearner(id: NodeId, address: string, options: CallOptions = {}): Promise<void> {
+    await this.ensureImage();
     return this.changeMembership({ type: ConfChangeType.AddLearner, node: id, address }, options);
   }
 
@@ -598,11 +603,27 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
 
   private async takeSnapshot(): Promise<void> {
     const index = this.applied;
+    const conf = this.coreStatus().conf;
+    // A persistent state machine alone in its group needs no image to compact behind: its own
+    // storage holds the state, and nobody else will ever ask for it (ensureImage covers joins).
+    const alone = conf.learners.length === 0 && conf.voters.length === 1 && conf.voters[0] === this.id;
+    const imageless = this.sm.persistent === true && alone;
+    const data = imageless ? new Uint8Array(0) : await this.sm.snapshot();
+    if (this.stopped) return;
+    this.storage.saveSnapshot({ meta: { index, term: this.storage.term(index), conf }, data });
+    this.snapshotHasImage = !imageless;
+    const compactTo = index - this.compactionMargin;
+    if (compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);
+  }
+
+  /** Before another member joins, the stored snapshot must carry an image it can install. */
+  private async ensureImage(): Promise<void> {
+    if (this.snapshotHasImage || this.storage.snapshotMeta().index === 0) return;
+    const index = this.applied;
     const data = await this.sm.snapshot();
     if (this.stopped) return;
     this.storage.saveSnapshot({ meta: { index, term: this.storage.term(index), conf: this.coreStatus().conf }, data });
-    const compactTo = index - this.compactionMargin;
-    if (compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);
+    this.snapshotHasImage = true;
   }
 
   /** Stops everything that moves; rejects every waiting caller with `reason`. */

@@ -18,6 +18,13 @@ export interface StateMachine<Result = unknown> {
   appliedIndex(): number;
   /** A full image of the state as of appliedIndex(), for compaction and lagging followers. */
   snapshot(): Promise<Uint8Array>;
+  /**
+   * True when the state machine keeps its state in its own durable storage, committed together
+   * with appliedIndex() (e.g. in the same LMDB environment as the log). A group whose only member
+   * is this node then compacts its log without taking images: an image is only needed by another
+   * member, and is taken before one is added.
+   */
+  readonly persistent?: boolean;
   /** Replace the whole state with a snapshot image taken at `index`. */
   restore(data: Uint8Array, index: number): Promise<void>;
 }

@@ -291,7 +291,8 @@ export class LmdbLogStorage implements LogStorage {
   saveSnapshot(snapshot: Snapshot): void {
     this.assertOpen();
     const { index, term } = snapshot.meta;
-    if (index <= this.snapshotMetaValue.index) return;
+    // The same index again replaces the image (one first stored without any).
+    if (index < this.snapshotMetaValue.index) return;
     if (index > this.last || this.term(index) !== term) {
       throw new LogStorageError(`snapshot at ${index} (term ${term}) does not match the log`);
     }

@@ -47,6 +47,35 @@ class ListMachine implements StateMachine<number> {
   }
 }
 
+/** A state machine that survives restarts by itself (standing in for one kept in LMDB). */
+class PersistentListMachine implements StateMachine<number> {
+  readonly persistent = true;
+  items: string[] = [];
+  images = 0;
+  restores = 0;
+  private lastApplied = 0;
+
+  apply(entry: Entry): number {
+    if (entry.index <= this.lastApplied) throw new Error(`entry ${entry.index} applied twice`);
+    this.lastApplied = entry.index;
+    if (entry.data.byteLength > 0) this.items.push(new TextDecoder().decode(entry.data));
+    return entry.index;
+  }
+
+  appliedIndex(): number {
+    return this.lastApplied;
+  }
+
+  async snapshot(): Promise<Uint8Array> {
+    this.images++;
+    return encode(JSON.stringify(this.items));
+  }
+
+  async restore(): Promise<void> {
+    this.restores++;
+  }
+}
+
 const dirs: string[] = [];
 const nodes: RaftNode<number>[] = [];
 const servers: grpc.Server[] = [];
@@ -156,6 +185,25 @@ describe('RaftNode, single node', () => {
     expect(fresh.restores).toEqual([status.snapshotIndex]);
     await again.propose(encode('tail'));
     expect(fresh.items).toEqual([...sm.items, 'tail']);
+  });
+
+  it('compacts behind a persistent state machine without images while alone, and takes one before a member joins', async () => {
+    const dir = await tempDir();
+    const sm = new PersistentListMachine();
+    const node = await open({ id: nodeId(1), storage: { dir }, bootstrap: single(), stateMachine: sm, snapshotEvery: 50, compactionMargin: 10 });
+    for (let i = 0; i < 300; i++) await node.propose(encode(`p${i}`));
+    const status = node.status();
+    expect(status.snapshotIndex).toBeGreaterThanOrEqual(status.appliedIndex - 50);
+    expect(status.firstIndex).toBe(status.snapshotIndex - 10 + 1);
+    expect(sm.images).toBe(0);
+    await node.close();
+
+    const again = await open({ id: nodeId(1), storage: { dir }, stateMachine: sm, snapshotEvery: 50, compactionMargin: 10 });
+    expect(sm.restores).toBe(0);
+    await again.propose(encode('tail'));
+    expect(sm.items.at(-1)).toBe('tail');
+    await again.addLearner(nodeId(2), '127.0.0.1:1');
+    expect(sm.images).toBe(1);
   });
 
   it('rejects what is pending and everything after close with ClosedError', async () => {
