@@ -7,13 +7,11 @@
 //
 //   npm run bench -- meta [--json]
 //   env: TIDEFS_BENCH_RUNS (3), TIDEFS_BENCH_FILES (2000), TIDEFS_BENCH_MOUNT_ARGS ('')
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { performance } from 'node:perf_hooks';
 import { median, round, runChild, timed } from './support/measure.js';
 import type { MetaPhases } from './support/meta-worker.js';
-import { progress, report } from './support/report.js';
+import { progress, report, startRun, summaryLine } from './support/report.js';
 import { listKeys } from './support/s3.js';
 import { withBenchSession, type BenchSession } from './support/session.js';
 import type { BenchArgs } from './main.js';
@@ -46,7 +44,7 @@ async function measureOnce(session: BenchSession, runIndex: number): Promise<Met
   const mount = await session.mount(`mnt-${runIndex}`, dataDir);
   const tidefs = await phasesIn(path.join(mount.mountpoint, `meta-${runIndex}`), files);
   const stopped = await timed(() => mount.stop());
-  const leftover = await listKeys(session.s3, session.bucket);
+  const leftover = await listKeys(session.s3, session.bucket, `meta-${runIndex}/`);
   await session.removeDir(dataDir);
   const local = await phasesIn(path.join(session.workDir, `local-${runIndex}`), files);
   return { tidefs, local, stopSec: stopped.ms / 1000, leftover };
@@ -62,24 +60,28 @@ function roundPhases(t: PhaseTimes): PhaseTimes {
 }
 
 export async function run(args: BenchArgs): Promise<void> {
-  const began = performance.now();
-  const loadAverage = os.loadavg()[0]!;
+  const finish = await startRun();
   const { settings, runs } = await withBenchSession('meta', async (session) => {
     const measured: MetaRun[] = [];
     for (let i = 1; i <= session.settings.runs; i++) {
       const r = await measureOnce(session, i);
       const ms = (t: PhaseTimes): string => PHASES.map((name) => `${name} ${t[name].toFixed(0)}`).join(', ');
-      progress(`meta run ${i}/${session.settings.runs} (ms): tidefs ${ms(r.tidefs)}; local ${ms(r.local)}; the mount took ${r.stopSec.toFixed(1)} s to stop`);
-      if (r.leftover.length > 0) progress(`meta run ${i}: ${r.leftover.length} object(s) left in the bucket after every file was unlinked, e.g. ${r.leftover[0]}`);
+      progress(
+        `meta run ${i}/${session.settings.runs} (ms): tidefs ${ms(r.tidefs)}; local ${ms(r.local)}; ` +
+          `the mount took ${r.stopSec.toFixed(1)} s to stop`,
+      );
+      if (r.leftover.length > 0) {
+        progress(`meta run ${i}: ${r.leftover.length} object(s) left in the bucket after every file was unlinked: ${r.leftover.slice(0, 5).join(' ')}`);
+      }
       measured.push(r);
     }
     return { settings: session.settings, runs: measured };
   });
+  const summary = await finish();
 
   const tidefs = medianPhases(runs.map((r) => r.tidefs));
   const local = medianPhases(runs.map((r) => r.local));
   const ratios = { metaVsLocal: round(tidefs.total / local.total) };
-  const elapsedSec = round((performance.now() - began) / 1000, 1);
   const result = {
     benchmark: 'meta',
     files: settings.files,
@@ -90,22 +92,29 @@ export async function run(args: BenchArgs): Promise<void> {
     local,
     ratios,
     targets: TARGETS,
+    medianRunRatios: { metaVsLocal: round(median(runs.map((r) => r.tidefs.total / r.local.total))) },
     perPhaseRatios: Object.fromEntries(PHASES.map((name) => [name, round(tidefs[name] / local[name], 1)])),
-    perRun: runs.map((r) => ({ tidefs: roundPhases(r.tidefs), local: roundPhases(r.local), mountStopSec: round(r.stopSec, 1), leftoverObjects: r.leftover.length })),
+    perRun: runs.map((r) => ({
+      tidefs: roundPhases(r.tidefs),
+      local: roundPhases(r.local),
+      mountStopSec: round(r.stopSec, 1),
+      leftoverObjects: r.leftover,
+    })),
     mountArgs: settings.mountArgs,
-    loadAverageAtStart: round(loadAverage),
-    elapsedSec,
+    ...summary,
   };
+  const perSecond = (ms: number): string => ((settings.files / ms) * 1000).toFixed(0);
   const row = (name: keyof PhaseTimes, target = ''): string[] => [
     name,
     tidefs[name].toFixed(0),
     local[name].toFixed(0),
     (tidefs[name] / local[name]).toFixed(1),
     target,
-    `${((settings.files / tidefs[name]) * 1000).toFixed(0)} vs ${((settings.files / local[name]) * 1000).toFixed(0)} per s`,
+    `${perSecond(tidefs[name])} vs ${perSecond(local[name])} files/s`,
   ];
-  report(args, result, `meta: ${settings.files} files of ${FILE_BYTES} bytes, one operation at a time, median of ${settings.runs} runs; took ${elapsedSec} s`, [
-    ['', 'tidefs ms', 'local ms', 'ratio', 'target', 'files'],
+  const heading = [`meta: ${settings.files} files of ${FILE_BYTES} bytes, one operation at a time, median of ${settings.runs} runs`, summaryLine(summary)];
+  report(args, result, heading, [
+    ['', 'tidefs ms', 'local ms', 'ratio', 'target', 'rate'],
     ...PHASES.map((name) => row(name)),
     row('total', `<= ${TARGETS.metaVsLocal}`),
   ]);

@@ -7,13 +7,11 @@
 //
 //   npm run bench -- write [--json]
 //   env: TIDEFS_BENCH_RUNS (3), TIDEFS_BENCH_FILE_SIZE (1GiB), TIDEFS_BENCH_MOUNT_ARGS ('')
-import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { checkObject, uploadMultipart, type ParallelTransfer } from './support/direct-s3.js';
 import { ddRead, ddWrite, mbPerSec, median, MiB, round, timed } from './support/measure.js';
 import { writePayload, type Payload } from './support/payload.js';
-import { progress, report } from './support/report.js';
+import { progress, report, startRun, summaryLine } from './support/report.js';
 import { deleteObjects, requireRoom } from './support/s3.js';
 import { withBenchSession, type BenchSession } from './support/session.js';
 import type { BenchArgs } from './main.js';
@@ -50,8 +48,7 @@ async function measureOnce(session: BenchSession, payload: Payload, runIndex: nu
 }
 
 export async function run(args: BenchArgs): Promise<void> {
-  const began = performance.now();
-  const loadAverage = os.loadavg()[0]!;
+  const finish = await startRun();
   const { settings, runs } = await withBenchSession('write', async (session) => {
     const bytes = session.settings.fileBytes;
     await requireRoom(bytes + 256 * MiB, 'the write benchmark');
@@ -68,11 +65,11 @@ export async function run(args: BenchArgs): Promise<void> {
     }
     return { settings: session.settings, runs: measured };
   });
+  const summary = await finish();
 
   const writeMBps = median(runs.map((r) => r.write));
   const directMBps = median(runs.map((r) => r.direct));
   const ratios = { writeVsDirect: round(writeMBps / directMBps) };
-  const elapsedSec = round((performance.now() - began) / 1000, 1);
   const result = {
     benchmark: 'write',
     bytes: settings.fileBytes,
@@ -81,16 +78,23 @@ export async function run(args: BenchArgs): Promise<void> {
     directMBps: round(directMBps, 1),
     ratios,
     targets: TARGETS,
+    medianRunRatios: { writeVsDirect: round(median(runs.map((r) => r.write / r.direct))) },
     direct: { partBytes: UPLOAD.pieceBytes, partsInFlight: UPLOAD.inFlight },
     perRun: runs.map((r) => ({ writeMBps: round(r.write, 1), directMBps: round(r.direct, 1), mountStopSec: round(r.stopSec, 1) })),
     mountArgs: settings.mountArgs,
-    loadAverageAtStart: round(loadAverage),
-    elapsedSec,
+    ...summary,
   };
   const mb = (n: number): string => n.toFixed(0);
-  report(args, result, `write: ${settings.fileBytes} bytes, median of ${settings.runs} runs, MB/s (10^6 bytes/s); took ${elapsedSec} s`, [
+  const heading = [`write: ${settings.fileBytes} bytes, median of ${settings.runs} runs, MB/s (10^6 bytes/s)`, summaryLine(summary)];
+  report(args, result, heading, [
     ['', 'tidefs', 'baseline', 'ratio', 'target', 'baseline is'],
-    ['write', mb(writeMBps), mb(directMBps), String(ratios.writeVsDirect), `>= ${TARGETS.writeVsDirect}`,
-      `SDK multipart upload, ${UPLOAD.pieceBytes / MiB} MiB parts x${UPLOAD.inFlight} (tidefs: dd bs=1M conv=fsync)`],
+    [
+      'write',
+      mb(writeMBps),
+      mb(directMBps),
+      String(ratios.writeVsDirect),
+      `>= ${TARGETS.writeVsDirect}`,
+      `SDK multipart upload, ${UPLOAD.pieceBytes / MiB} MiB parts x${UPLOAD.inFlight} (tidefs: dd bs=1M conv=fsync)`,
+    ],
   ]);
 }

@@ -87,9 +87,9 @@ export async function deleteObjects(s3: BenchS3, bucket: string, keys: string[])
   await collectGarbage();
 }
 
-/** Keys in the bucket (up to 1000: enough to tell whether anything was left behind). */
-export async function listKeys(s3: BenchS3, bucket: string): Promise<string[]> {
-  const page = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket }));
+/** Keys under `prefix` (up to 1000: enough to tell whether anything was left behind). */
+export async function listKeys(s3: BenchS3, bucket: string, prefix: string): Promise<string[]> {
+  const page = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   return (page.Contents ?? []).map((object) => object.Key!);
 }
 
