@@ -155,7 +155,7 @@ describe('a mount behind a faulty S3 (fault proxy)', () => {
     expect(Date.now() - began).toBeGreaterThanOrEqual(1_400);
   });
 
-  it('reads fail with EIO, promptly, while 503s persist; the mount process stays up and reads again once they stop', async () => {
+  it('reads fail with EIO, promptly, while 503s or connection resets persist; the mount process stays up and reads again once they stop', async () => {
     proxy.failNext(1_000_000);
     const began = Date.now();
     expect(await errnoOf(fsp.readFile(at('faults/r3')))).toBe('EIO');
@@ -164,6 +164,12 @@ describe('a mount behind a faulty S3 (fault proxy)', () => {
     expect((await fsp.readdir(at('faults'))).length).toBe(objects.size);
     proxy.failNext(0);
     expect((await fsp.readFile(at('faults/r3'))).equals(objects.get('faults/r3')!)).toBe(true);
+
+    proxy.resetNext(1_000_000);
+    expect(await errnoOf(fsp.readFile(at('faults/r4')))).toBe('EIO');
+    expect(alive(mount.pid)).toBe(true);
+    proxy.resetNext(0);
+    expect((await fsp.readFile(at('faults/r4'))).equals(objects.get('faults/r4')!)).toBe(true);
   });
 
   it('dirty data is kept while write-back fails (fsync says EIO) and lands in the bucket once the faults stop', async () => {
