@@ -114,7 +114,7 @@ export interface RaftNodeStatus {
 export interface RaftNodeEvents {
   /** The leader this node knows changed (NO_NODE: none known right now). */
   leaderChange: [leader: NodeId, term: number];
-  /** A committed membership change removed this node; it has stopped. */
+  /** A committed membership change removed this node: it refuses callers, and stops once it has handed over. */
   removed: [];
   /** The node stopped on an I/O failure (storage or state machine). Unhandled, it crashes the process. */
   error: [error: Error];
@@ -169,6 +169,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
   /** Whether the stored snapshot carries a state machine image (see takeSnapshot). */
   private snapshotHasImage: boolean;
   private removed = false;
+  private removedAt = 0;
   private awaitingSoleVoterElection = false;
   /** The commit index found on disk: open() resolves once the state machine has caught up to it. */
   private readonly replayTarget: number;
@@ -263,7 +264,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     this.followMembership(this.coreStatus().conf);
     this.campaignIfSoleVoter();
     this.noteReplayProgress();
-    this.tickTimer = setInterval(() => this.whileRunning(() => this.raw.tick()), this.timing.tickMs);
+    this.tickTimer = setInterval(() => {
+      this.whileRunning(() => this.raw.tick());
+      if (this.removed) this.retireWhenHandedOver();
+    }, this.timing.tickMs);
     this.loopDone = this.run();
   }
 
@@ -530,11 +534,15 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.awaitingSoleVoterElection) this.campaignIfSoleVoter();
     this.releaseReads();
     if (membershipChanged) this.followMembership(this.coreStatus().conf);
-    if (removedSelf) {
+    if (removedSelf && !this.removed) {
       this.removed = true;
-      this.stop(new RemovedFromGroupError());
+      this.removedAt = Date.now();
+      for (const [index, pending] of this.pendingEntries) this.settle(index, pending, new RemovedFromGroupError());
       this.emit('removed');
-      return;
+    }
+    if (this.removed) {
+      this.retireWhenHandedOver();
+      if (this.stopped) return;
     }
     if (this.applied - this.storage.snapshotMeta().index >= this.snapshotEvery) await this.takeSnapshot();
     this.noteReplayProgress();
@@ -624,6 +632,19 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     if (this.stopped) return;
     this.storage.saveSnapshot({ meta: { index, term: this.storage.term(index), conf: this.coreStatus().conf }, data });
     this.snapshotHasImage = true;
+  }
+
+  /**
+   * A removed node keeps running (refusing callers) until it has handed leadership over, and
+   * then for two election timeouts more, answering votes, so the remaining members are never left
+   * without the messages that let them elect a leader. It stops after ten election timeouts at most.
+   */
+  private retireWhenHandedOver(): void {
+    const electionMs = this.timing.electionTick * this.timing.tickMs;
+    const since = Date.now() - this.removedAt;
+    if ((this.role !== Role.Leader && since >= 2 * electionMs) || since >= 10 * electionMs) {
+      this.stop(new RemovedFromGroupError());
+    }
   }
 
   /** Stops everything that moves; rejects every waiting caller with `reason`. */
