@@ -29,9 +29,16 @@ describe(`a directory of ${OBJECTS} objects made in the bucket`, () => {
     store = s3TestStore(bucket.name, { maxSockets: PUTS_IN_FLIGHT });
     const began = Date.now();
     let next = 0;
+    let failed = false;
     await Promise.all(
       Array.from({ length: PUTS_IN_FLIGHT }, async () => {
-        for (let i = next++; i < OBJECTS; i = next++) await store.put(`big/${nameOf(i)}`, Buffer.from(String(i)));
+        try {
+          for (let i = next++; i < OBJECTS && !failed; i = next++) await store.put(`big/${nameOf(i)}`, Buffer.from(String(i)));
+        } catch (err) {
+          // Stop every worker, so cleanup does not race with PUTs still going on.
+          failed = true;
+          throw err;
+        }
       }),
     );
     const createMs = Date.now() - began;
@@ -41,22 +48,17 @@ describe(`a directory of ${OBJECTS} objects made in the bucket`, () => {
 
   afterAll(async () => {
     await stopAllMounts();
-    // Many keys: delete them 1,000 per request before the key-by-key cleanup of destroy().
+    // Many keys: delete whatever is there, 1,000 per request, before the key-by-key cleanup of destroy().
     if (bucket) {
       const client = s3TestClient();
       try {
-        const keys = Array.from({ length: OBJECTS }, (_, i) => `big/${nameOf(i)}`);
-        const batches = Array.from({ length: Math.ceil(keys.length / 1000) }, (_, b) => keys.slice(b * 1000, (b + 1) * 1000));
-        let nextBatch = 0;
-        await Promise.all(
-          Array.from({ length: 4 }, async () => {
-            for (let b = nextBatch++; b < batches.length; b = nextBatch++) {
-              await client.send(
-                new DeleteObjectsCommand({ Bucket: bucket.name, Delete: { Objects: batches[b]!.map((Key) => ({ Key })), Quiet: true } }),
-              );
-            }
-          }),
-        );
+        for (;;) {
+          const page = await store.list('big/', { maxKeys: 1000 });
+          if (page.objects.length === 0) break;
+          await client.send(
+            new DeleteObjectsCommand({ Bucket: bucket.name, Delete: { Objects: page.objects.map((o) => ({ Key: o.key })), Quiet: true } }),
+          );
+        }
       } finally {
         client.destroy();
       }
