@@ -49,6 +49,11 @@ describe('a mount over a bucket that others write to', () => {
       ['markers/with-marker/', ''],
       ['markers/with-marker/f', 'f'],
       ['ext/random.bin', big],
+      ['odd/with space', 'with space'],
+      ['odd/plus+sign', 'plus+sign'],
+      ['odd/100%', '100%'],
+      ['odd/ünïcødé-漢字', 'ünïcødé-漢字'],
+      ['odd/bell\u0007', 'bell\u0007'],
       ['ttl/changed', 'version one'],
       ['ttl/resized', 'short'],
       ['ttl/deleted', 'soon gone'],
@@ -81,6 +86,12 @@ describe('a mount over a bucket that others write to', () => {
     expect(await fsp.readFile(at('ext', 'nested', 'deep', 'file'), 'utf8')).toBe('deep');
     expect((await fsp.stat(at('ext', 'big.bin'))).size).toBe(big.length);
     expect((await fsp.readFile(at('ext', 'big.bin'))).equals(big)).toBe(true);
+  });
+
+  it('shows keys with spaces, unicode, URL-special and control characters under their own names', async () => {
+    const names = ['with space', 'plus+sign', '100%', 'ünïcødé-漢字', 'bell\u0007'];
+    expect((await fsp.readdir(at('odd'))).sort()).toEqual([...names].sort());
+    for (const name of names) expect(await fsp.readFile(at('odd', name), 'utf8'), JSON.stringify(name)).toBe(name);
   });
 
   it('serves random ranges of an object put by others, across chunk boundaries', async () => {

@@ -436,6 +436,23 @@ describe('a tidefs mount, operation by operation', () => {
     });
   });
 
+  it('names with spaces, unicode, URL-special and control characters are the same keys in the bucket', async () => {
+    const names = ['with space', 'ünïcødé-漢字', 'plus+sign', '100%', 'q?a#b&c=d', `quotes'"`, 'semi;colon', 'tab\there', 'bell\u0007'];
+    await fsp.mkdir(at('names'));
+    for (const name of names) await fsp.writeFile(at('names', name), name);
+    expect((await fsp.readdir(at('names'))).sort()).toEqual([...names].sort());
+    const expected = ['names/', ...names.map((n) => `names/${n}`)].sort();
+    let keys: string[] = [];
+    await waitUntil(
+      () => `the bucket holds ${JSON.stringify(expected)} (it holds ${JSON.stringify(keys)})`,
+      async () => {
+        keys = await listKeys(store, 'names/');
+        return JSON.stringify(keys) === JSON.stringify(expected);
+      },
+    );
+    for (const name of names) expect((await objectBytes(store, `names/${name}`))?.toString(), JSON.stringify(name)).toBe(name);
+  });
+
   it('refuses names over 255 bytes and keys over 1024 bytes with ENAMETOOLONG, and accepts both limits exactly', async () => {
     expect(await errnoOf(fsp.writeFile(at('n'.repeat(256)), 'x'))).toBe('ENAMETOOLONG');
     expect(await errnoOf(fsp.mkdir(at('n'.repeat(256))))).toBe('ENAMETOOLONG');
