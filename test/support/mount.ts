@@ -51,7 +51,7 @@ export async function startMount(options: MountOptions): Promise<MountHandle> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await waitForMount(child, mountpoint, () => stderr, exited);
+  await waitForMount(child, () => stderr, exited);
   const handle: MountHandle = {
     mountpoint,
     dataDir,
@@ -83,7 +83,7 @@ export async function startMount(options: MountOptions): Promise<MountHandle> {
   return handle;
 }
 
-async function waitForMount(child: ChildProcess, mountpoint: string, output: () => string, exited: Promise<number | null>): Promise<void> {
+async function waitForMount(child: ChildProcess, output: () => string, exited: Promise<number | null>): Promise<void> {
   let done = false;
   const failed = exited.then((code) => {
     if (!done) throw new Error(`mount process exited with ${code}:\n${output()}`);
