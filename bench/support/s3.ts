@@ -56,6 +56,9 @@ export async function openBenchS3(teardown: Teardown): Promise<BenchS3> {
     forcePathStyle: true,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // A wedged server (e.g. a full store, which stalls writes and deletes alike) must fail the
+    // benchmark, not hang it: no request may sit a minute without a byte moving.
+    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
   });
   teardown.add('close the S3 client', async () => client.destroy());
   return { client, env };
@@ -107,6 +110,13 @@ export async function storeRoom(): Promise<StoreRoom> {
   const osd = (JSON.parse(stdout) as { osd?: { stat_bytes?: number; stat_bytes_used?: number } }).osd;
   if (osd?.stat_bytes === undefined || osd.stat_bytes_used === undefined) throw new Error('the OSD reports no stat_bytes counters');
   return { usedBytes: osd.stat_bytes_used, totalBytes: osd.stat_bytes };
+}
+
+/** When the store is (nearly) full, a sentence saying so; radosgw then stalls every write and delete. */
+export async function fullStoreNote(): Promise<string | undefined> {
+  const room = await storeRoom();
+  if (room.usedBytes < room.totalBytes * 0.95) return undefined;
+  return `the local S3 store is full (${room.usedBytes} of ${room.totalBytes} bytes used): radosgw stalls writes and deletes until space is freed`;
 }
 
 /**

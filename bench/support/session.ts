@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseSize } from '../../src/cli/args.js';
 import { mountsUnder, startMount, type MountProcess } from './mount.js';
-import { createBenchBucket, openBenchS3, type BenchS3 } from './s3.js';
+import { createBenchBucket, fullStoreNote, openBenchS3, type BenchS3 } from './s3.js';
 import { withTeardown, type Teardown } from './teardown.js';
 
 export interface BenchSettings {
@@ -64,6 +64,12 @@ export async function withBenchSession<T>(purpose: string, body: (session: Bench
     const bucket = await createBenchBucket(s3, teardown, purpose);
     const mount = (name: string, dataDir: string): Promise<MountProcess> =>
       startMount({ bucket, mountpoint: path.join(workDir, name), dataDir, env: s3.env, args: settings.mountArgs }, teardown);
-    return body({ settings, teardown, s3, bucket, workDir, mount, removeDir });
+    try {
+      return await body({ settings, teardown, s3, bucket, workDir, mount, removeDir });
+    } catch (error) {
+      const note = await fullStoreNote().catch(() => undefined);
+      if (note) throw new Error(`${(error as Error).message}\n(${note})`, { cause: error });
+      throw error;
+    }
   });
 }
