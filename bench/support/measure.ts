@@ -8,7 +8,6 @@ import { promises as fsp } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const MiB = 1024 * 1024;
-export const GiB = 1024 * MiB;
 
 export interface ChildResult {
   stdout: string;

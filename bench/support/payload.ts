@@ -31,7 +31,7 @@ export async function writePayload(file: string, bytes: number): Promise<Payload
 }
 
 /** SHA-256 of a file (on a mount or not), computed by a child process. */
-export async function sha256OfFile(file: string): Promise<string> {
+async function sha256OfFile(file: string): Promise<string> {
   const { stdout } = await runChild('sha256sum', ['-b', file]);
   const digest = /^([0-9a-f]{64}) /.exec(stdout);
   if (!digest) throw new Error(`sha256sum printed something unexpected for ${file}: ${stdout.trim()}`);

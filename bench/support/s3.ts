@@ -97,12 +97,12 @@ export async function listKeys(s3: BenchS3, bucket: string, prefix: string): Pro
 }
 
 /** radosgw keeps deleted data until its gc runs; run it now (the local server's config allows it). */
-export async function collectGarbage(): Promise<void> {
+async function collectGarbage(): Promise<void> {
   await run('radosgw-admin', ['-c', path.join(STATE_DIR, 'ceph.conf'), 'gc', 'process', '--include-all'], { timeout: 120_000 });
 }
 
 /** How full the server's RAM-backed object store is (from the OSD's counters). */
-export async function storeRoom(): Promise<StoreRoom> {
+async function storeRoom(): Promise<StoreRoom> {
   const { stdout } = await run('ceph', ['--admin-daemon', path.join(STATE_DIR, 'run', 'osd.0.asok'), 'perf', 'dump'], {
     timeout: 30_000,
     maxBuffer: 16 * 1024 * 1024,

@@ -22,7 +22,7 @@ export interface BenchSettings {
 }
 
 /** TIDEFS_BENCH_RUNS (3), TIDEFS_BENCH_FILE_SIZE (1GiB), TIDEFS_BENCH_FILES (2000), TIDEFS_BENCH_MOUNT_ARGS (''). */
-export function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
+function benchSettings(env: NodeJS.ProcessEnv = process.env): BenchSettings {
   const count = (name: string, fallback: number): number => {
     const value = Number(env[name] ?? fallback);
     if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
