@@ -40,6 +40,7 @@ const MIN_PART = 5 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 30_000;
+const DELETE_CONCURRENCY = 8;
 
 export class WriteBack {
   private readonly flushing = new Map<InodeId, Promise<void>>();
@@ -51,7 +52,10 @@ export class WriteBack {
   private readonly streams = new Map<InodeId, StreamingUpload>();
   private timer: NodeJS.Timeout | undefined;
   private scanning = false;
-  private deleting = false;
+  private deleting: Promise<number> | undefined;
+  private lastDeleteError: unknown;
+  /** Inodes due for a flush, oldest first; refilled by scan(), drained by pump(). */
+  private queue: InodeId[] = [];
 
   constructor(
     private readonly store: MetadataStore,
@@ -180,20 +184,23 @@ export class WriteBack {
   /** Flush every dirty inode and perform every pending delete (unmount, drain). */
   async drain(): Promise<void> {
     // A flush can leave work behind (a rename's old key becomes deletable only after the moved
-    // file is written), so go round until a round changes nothing.
-    for (let round = 0; round < 100; round++) {
+    // file is written), so go round until nothing is dirty and nothing is left to delete.
+    for (let round = 0; round < 20; round++) {
       const dirty = [...this.store.dirtyInodes()].map((d) => d.ino);
-      const deletable = this.nextDeletable() !== undefined;
-      if (dirty.length === 0 && !deletable) return;
+      if (dirty.length === 0 && this.nextDeletable() === undefined) return;
       const errors: unknown[] = [];
       await this.forEachLimited(dirty, this.options.flushConcurrency, (ino) =>
         this.flush(ino).catch((err: unknown) => {
           errors.push(err);
         }),
       );
-      await this.deleteTombstones();
       if (errors.length > 0) throw errors[0];
+      const failures = await this.deleteTombstones();
+      if (failures > 0 && round >= 2) {
+        throw new FsError('EIO', `${failures} object(s) could not be deleted: ${(this.lastDeleteError as Error)?.message}`);
+      }
     }
+    throw new FsError('EIO', 'write-back did not settle');
   }
 
   private async scan(): Promise<void> {
@@ -219,11 +226,22 @@ export class WriteBack {
         if (!rec || rec.orphan) void this.abortStream(stream, rec?.version ?? 0).catch(() => undefined);
       }
       due.sort((a, b) => a.since - b.since);
-      const slots = Math.max(0, this.options.flushConcurrency - this.flushing.size);
-      for (const { ino } of due.slice(0, slots)) this.startFlush(ino).catch(() => undefined);
+      this.queue = due.map((d) => d.ino);
+      this.pump();
       void this.deleteTombstones();
     } finally {
       this.scanning = false;
+    }
+  }
+
+  /** Keep flushConcurrency flushes going while the queue has inodes. */
+  private pump(): void {
+    while (this.flushing.size < this.options.flushConcurrency && this.queue.length > 0) {
+      const ino = this.queue.shift()!;
+      if (this.flushing.has(ino)) continue;
+      this.startFlush(ino)
+        .catch(() => undefined)
+        .finally(() => this.pump());
     }
   }
 
@@ -378,29 +396,35 @@ export class WriteBack {
     await this.log.run({ $case: 'finishFlush', value: { ino, version: flush.version, keys: flush.keys, etag: '', size: 0 } });
   }
 
-  /** Delete objects named by tombstones once no inode maps to their key or still reads from them. */
-  private async deleteTombstones(): Promise<void> {
-    if (this.deleting) return;
-    this.deleting = true;
-    try {
-      const skipped = new Set<string>();
-      for (let key = this.nextDeletable(skipped); key !== undefined; key = this.nextDeletable(skipped)) {
-        skipped.add(key);
+  /**
+   * One pass deleting the objects named by tombstones that nothing maps to or reads from any more
+   * (joining the pass already running, if there is one). Resolves with how many deletes failed.
+   */
+  private deleteTombstones(): Promise<number> {
+    this.deleting ??= this.deletePass().finally(() => (this.deleting = undefined));
+    return this.deleting;
+  }
+
+  private async deletePass(): Promise<number> {
+    const keys = [...this.store.pendingDeletes()].filter((key) => this.isDeletable(key));
+    let failures = 0;
+    await this.forEachLimited(keys, DELETE_CONCURRENCY, async (key) => {
+      try {
         await this.withKeys([key], async () => {
           if (!this.isDeletable(key)) return;
           await this.objects.delete(key);
           await this.log.run({ $case: 'forgetTombstone', value: { key } });
-        }).catch(() => undefined);
+        });
+      } catch (err) {
+        failures++;
+        this.lastDeleteError = err;
       }
-    } finally {
-      this.deleting = false;
-    }
+    });
+    return failures;
   }
 
-  private nextDeletable(skip?: Set<string>): string | undefined {
-    for (const key of this.store.pendingDeletes()) {
-      if (!skip?.has(key) && this.isDeletable(key)) return key;
-    }
+  private nextDeletable(): string | undefined {
+    for (const key of this.store.pendingDeletes()) if (this.isDeletable(key)) return key;
     return undefined;
   }
 

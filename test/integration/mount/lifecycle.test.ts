@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
-import { errnoOf, isMountpoint, listKeys, objectBytes, patternBytes } from './mount-test-tools.js';
+import { errnoOf, isMountpoint, listKeys, objectBytes, patternBytes, waitUntil } from './mount-test-tools.js';
 
 const exec = promisify(execFile);
 const KiB = 1024;
@@ -113,5 +113,20 @@ describe('the life of a mount process', () => {
     expect(await isMountpoint(first.mountpoint)).toBe(false);
     expect((await objectBytes(store, 'acknowledged.txt'))?.toString()).toBe('not fsynced, but acknowledged');
     expect((await objectBytes(store, 'after.txt'))?.toString()).toBe('written after the crash');
+  });
+
+  it('files deleted while their write-back runs never come back after SIGTERM', async () => {
+    const mount = await startMount({ bucket: bucket.name, args: ['--close-delay', '50ms'] });
+    const dir = path.join(mount.mountpoint, 'churn');
+    await fsp.mkdir(dir);
+    for (let i = 0; i < 300; i++) await fsp.writeFile(path.join(dir, `f${i}`), `file ${i}`);
+    // Some are in the bucket by now, some are being written, some are still only local.
+    await waitUntil('write-back to start', async () => (await listKeys(store, 'churn/f')).length > 20, 30_000);
+    for (let i = 0; i < 300; i++) await fsp.unlink(path.join(dir, `f${i}`));
+    expect(await mount.stop(), mount.output()).toBe(0);
+    expect(await listKeys(store, 'churn/f')).toEqual([]);
+    const again = await startMount({ bucket: bucket.name });
+    expect(await fsp.readdir(path.join(again.mountpoint, 'churn'))).toEqual([]);
+    expect(await again.stop()).toBe(0);
   });
 });
