@@ -136,7 +136,8 @@ async function serve(p: MountPlan): Promise<number> {
   } catch (err) {
     throw new Error(`cannot use s3://${p.node.bucket}: ${describeStoreError(err)}`);
   }
-  const node = await LocalNode.start(p.node, objects);
+  let fatal: ((error: Error) => void) | undefined;
+  const node = await LocalNode.start(p.node, objects, (error) => fatal?.(error));
   let mount: FuseMount;
   try {
     mount = await FuseMount.mount(node.fs, {
@@ -172,6 +173,10 @@ async function serve(p: MountPlan): Promise<number> {
       await node.stop();
       log('stopped');
       resolve(code);
+    };
+    fatal = (error) => {
+      log(`stopped by a local storage failure: ${error.message}`);
+      void mount.unmount().then(() => resolve(1));
     };
     process.on('SIGINT', () => void stop('interrupted'));
     process.on('SIGTERM', () => void stop('terminated'));

@@ -64,6 +64,7 @@ export function fuseOperations(
   function run(cb: Done, op: () => Promise<unknown>): void;
   function run<T>(cb: DoneWith<T>, op: () => Promise<T>, withValue: true): void;
   function run<T>(cb: DoneWith<T>, op: () => Promise<T>, withValue?: boolean): void {
+    fs.noteActivity();
     op().then(
       (value) => (withValue ? cb(0, value) : cb(0)),
       (err: unknown) => cb(toErrno(err, log)),
@@ -111,6 +112,7 @@ export function fuseOperations(
         cb(toErrno(err, log));
         return;
       }
+      fs.noteActivity();
       fs.read(ino, pos, len, buf).then(
         (data) => cb(data.length),
         (err: unknown) => cb(toErrno(err, log)),
@@ -125,6 +127,7 @@ export function fuseOperations(
         cb(toErrno(err, log));
         return;
       }
+      fs.noteActivity();
       fs.write(ino, pos, buf.subarray(0, len)).then(
         (n) => cb(n),
         (err: unknown) => cb(toErrno(err, log)),

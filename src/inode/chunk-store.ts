@@ -1,7 +1,8 @@
-// The chunk files on this node's local disk: one file per (inode, chunk index), holding the bytes
-// written to that chunk and, where it has been fetched, the unmodified bytes of the inode's bucket
-// object ("base"). A small local index (LMDB, not replicated) records which object version each
-// file holds as base, and how big it is, for reads and LRU eviction.
+// The chunks on this node's local disk: per (inode, chunk index), the bytes written to that chunk
+// and, where it has been fetched, the unmodified bytes of the inode's bucket object ("base"). A
+// chunk of up to INLINE_LIMIT bytes lives inside LMDB (small files cost no file creation); a
+// bigger one is a file of its own. A small local index (LMDB, not replicated) records which object
+// version each chunk holds as base, how big it is and where it is, for reads and LRU eviction.
 //
 // Invariant kept by the state machine: a chunk file never holds stale bytes at positions past the
 // file's logical size (those read as zeros), and written positions always hold the written data.
@@ -15,11 +16,19 @@ import type { Database, RootDatabase } from 'lmdb';
 import type { InodeId } from './types.js';
 
 interface LocalChunk {
-  /** ETag of the object whose bytes the file holds at base positions, '' when none. */
+  /** ETag of the object whose bytes the chunk holds at base positions, '' when none. */
   holds: string;
-  /** Bytes of the file (its length). */
+  /** Bytes of the chunk (its file's length). */
   bytes: number;
+  /** Kept in LMDB rather than in a file. */
+  inline?: boolean;
 }
+
+/** A chunk's new content, written ahead by prepareReplacement() and put in place by adoptSync(). */
+export type Replacement = { file: string } | { bytes: Uint8Array };
+
+/** Chunks up to this size are stored inside LMDB. */
+export const INLINE_LIMIT = 64 * 1024;
 
 type LocalChunkKey = [number, number];
 
@@ -33,6 +42,7 @@ const MAX_OPEN_FILES = 256;
 
 export class ChunkStore {
   private readonly index: Database<LocalChunk, LocalChunkKey>;
+  private readonly inline: Database<Buffer, LocalChunkKey>;
   private readonly open = new Map<string, OpenFile>();
   /** Recency order for eviction: Map iteration order is insertion order; a use re-inserts. */
   private readonly recency = new Map<string, LocalChunkKey>();
@@ -52,6 +62,7 @@ export class ChunkStore {
     fs.rmSync(this.tmpDir, { recursive: true, force: true });
     fs.mkdirSync(this.tmpDir);
     this.index = env.openDB({ name: 'local.chunks' });
+    this.inline = env.openDB({ name: 'local.chunkData', encoding: 'binary' });
     for (const { key, value } of this.index.getRange({})) {
       this.recency.set(name(key[0], key[1]), [key[0], key[1]]);
       this.used += value.bytes;
@@ -74,18 +85,20 @@ export class ChunkStore {
 
   /** Write `data` at `offset` within the chunk. */
   writeSync(ino: InodeId, chunk: number, offset: number, data: Uint8Array): void {
+    const entry = this.entryFor(ino, chunk, offset + data.length);
+    if (entry.inline) {
+      const bytes = this.inlineBytes(ino, chunk, Math.max(entry.bytes, offset + data.length));
+      bytes.set(data, offset);
+      this.putInline(ino, chunk, entry, bytes);
+      return;
+    }
     const file = this.acquire(ino, chunk, true);
     try {
       writeFully(file.fd, data, offset);
     } finally {
       this.release(ino, chunk, file);
     }
-    const entry = this.index.get([ino, chunk]) ?? { holds: '', bytes: 0 };
-    const end = offset + data.length;
-    if (end > entry.bytes) {
-      this.used += end - entry.bytes;
-      entry.bytes = end;
-    }
+    this.grow(entry, offset + data.length);
     this.index.putSync([ino, chunk], entry);
     this.touch(ino, chunk);
     this.unsynced.add(name(ino, chunk));
@@ -96,63 +109,71 @@ export class ChunkStore {
    * `data` is the base content from chunk offset 0) and record that the file holds that version.
    */
   fillSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array, gaps: readonly number[]): void {
-    const entry = this.index.get([ino, chunk]) ?? { holds: '', bytes: 0 };
+    const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
+    const entry = this.entryFor(ino, chunk, end);
     entry.holds = '';
     this.index.putSync([ino, chunk], entry);
+    if (entry.inline) {
+      const bytes = this.inlineBytes(ino, chunk, Math.max(entry.bytes, end));
+      for (let i = 0; i < gaps.length; i += 2) {
+        const stop = Math.min(gaps[i + 1]!, data.length);
+        if (stop > gaps[i]!) bytes.set(data.subarray(gaps[i]!, stop), gaps[i]!);
+      }
+      entry.holds = etag;
+      this.putInline(ino, chunk, entry, bytes);
+      return;
+    }
     const file = this.acquire(ino, chunk, true);
     try {
       for (let i = 0; i < gaps.length; i += 2) {
         const start = gaps[i]!;
-        const end = Math.min(gaps[i + 1]!, data.length);
-        if (end > start) writeFully(file.fd, data.subarray(start, end), start);
+        const stop = Math.min(gaps[i + 1]!, data.length);
+        if (stop > start) writeFully(file.fd, data.subarray(start, stop), start);
       }
     } finally {
       this.release(ino, chunk, file);
     }
-    const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
-    if (end > entry.bytes) {
-      this.used += end - entry.bytes;
-      entry.bytes = end;
-    }
+    this.grow(entry, end);
     entry.holds = etag;
     this.index.putSync([ino, chunk], entry);
     this.touch(ino, chunk);
     this.unsynced.add(name(ino, chunk));
   }
 
-  /** Replace the whole chunk file with clean bytes of object `etag`. */
-  installSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array): void {
-    this.truncateSync(ino, chunk, 0);
-    this.fillSync(ino, chunk, etag, data, [0, data.length]);
-  }
-
-  /** Write a replacement for a chunk's file (in the store's tmp directory) to adoptSync() later. */
-  async prepareReplacement(ino: InodeId, chunk: number, data: Uint8Array): Promise<string> {
-    const temp = path.join(this.tmpDir, `${name(ino, chunk)}-${++this.replacements}`);
-    await fs.promises.writeFile(temp, data, { mode: 0o600 });
-    return temp;
+  /**
+   * Write a chunk's replacement content ahead (a file in the store's tmp directory, or kept in
+   * memory when small enough to live inline) to adoptSync() later.
+   */
+  async prepareReplacement(ino: InodeId, chunk: number, data: Uint8Array): Promise<Replacement> {
+    if (data.length <= INLINE_LIMIT) return { bytes: data };
+    const file = path.join(this.tmpDir, `${name(ino, chunk)}-${++this.replacements}`);
+    await fs.promises.writeFile(file, data, { mode: 0o600 });
+    return { file };
   }
 
   /**
-   * Make a file written by prepareReplacement() the chunk's file, holding clean bytes of object
-   * `etag`. The caller has checked, in the same synchronous turn, that the chunk has no written ranges.
+   * Make a replacement the chunk's content, holding clean bytes of object `etag`, cut to `bytes`.
+   * The caller has checked, in the same synchronous turn, that the chunk has no written ranges.
    */
-  adoptSync(ino: InodeId, chunk: number, etag: string, replacement: string, bytes: number): void {
-    const key = name(ino, chunk);
-    this.closeFile(key);
+  adoptSync(ino: InodeId, chunk: number, etag: string, replacement: Replacement, bytes: number): void {
+    this.removeSync(ino, chunk);
+    if ('bytes' in replacement) {
+      this.putInline(ino, chunk, { holds: etag, bytes: 0, inline: true }, Buffer.from(replacement.bytes.subarray(0, bytes)));
+      return;
+    }
     const target = this.pathOf(ino, chunk);
     fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.renameSync(replacement, target);
-    const old = this.index.get([ino, chunk]);
-    this.used += bytes - (old?.bytes ?? 0);
+    fs.truncateSync(replacement.file, bytes);
+    fs.renameSync(replacement.file, target);
+    this.used += bytes;
     this.index.putSync([ino, chunk], { holds: etag, bytes });
     this.touch(ino, chunk);
-    this.unsynced.add(key);
+    this.unsynced.add(name(ino, chunk));
   }
 
   /** Drop a replacement that will not be adopted. */
-  discardReplacement(replacement: string): void {
-    fs.rmSync(replacement, { force: true });
+  discardReplacement(replacement: Replacement): void {
+    if ('file' in replacement) fs.rmSync(replacement.file, { force: true });
   }
 
   /** Record that the file now holds base bytes of `etag` (after a flush made it the object's content). */
@@ -175,6 +196,10 @@ export class ChunkStore {
   truncateSync(ino: InodeId, chunk: number, length: number): void {
     const entry = this.index.get([ino, chunk]);
     if (!entry || entry.bytes <= length) return;
+    if (entry.inline) {
+      this.putInline(ino, chunk, entry, this.inlineBytes(ino, chunk, length));
+      return;
+    }
     fs.truncateSync(this.pathOf(ino, chunk), length);
     this.used -= entry.bytes - length;
     entry.bytes = length;
@@ -184,8 +209,12 @@ export class ChunkStore {
   removeSync(ino: InodeId, chunk: number): void {
     const entry = this.index.get([ino, chunk]);
     if (!entry) return;
-    this.closeFile(name(ino, chunk));
-    fs.rmSync(this.pathOf(ino, chunk), { force: true });
+    if (entry.inline) {
+      this.inline.removeSync([ino, chunk]);
+    } else {
+      this.closeFile(name(ino, chunk));
+      fs.rmSync(this.pathOf(ino, chunk), { force: true });
+    }
     this.used -= entry.bytes;
     this.index.removeSync([ino, chunk]);
     this.recency.delete(name(ino, chunk));
@@ -216,6 +245,14 @@ export class ChunkStore {
     into: Buffer,
     intoOffset: number,
   ): Promise<boolean> {
+    const entry = this.index.get([ino, chunk]);
+    if (entry?.inline) {
+      const bytes = this.inline.get([ino, chunk]) ?? Buffer.alloc(0);
+      const copied = offset < bytes.length ? bytes.copy(into, intoOffset, offset, Math.min(bytes.length, offset + length)) : 0;
+      if (copied < length) into.fill(0, intoOffset + copied, intoOffset + length);
+      this.touch(ino, chunk);
+      return true;
+    }
     let file: OpenFile;
     try {
       file = this.acquire(ino, chunk, false);
@@ -279,6 +316,51 @@ export class ChunkStore {
   pathOf(ino: InodeId, chunk: number): string {
     const n = name(ino, chunk);
     return path.join(this.dir, shard(n), n);
+  }
+
+  /**
+   * The chunk's index entry, made ready for content up to `end`: a new chunk starts inline if it
+   * fits; an inline chunk outgrowing INLINE_LIMIT moves to a file of its own.
+   */
+  private entryFor(ino: InodeId, chunk: number, end: number): LocalChunk {
+    const entry = this.index.get([ino, chunk]);
+    if (!entry) return { holds: '', bytes: 0, inline: end <= INLINE_LIMIT };
+    if (entry.inline && Math.max(entry.bytes, end) > INLINE_LIMIT) {
+      const bytes = this.inlineBytes(ino, chunk, entry.bytes);
+      this.inline.removeSync([ino, chunk]);
+      const file = this.acquire(ino, chunk, true);
+      try {
+        writeFully(file.fd, bytes, 0);
+      } finally {
+        this.release(ino, chunk, file);
+      }
+      delete entry.inline;
+      this.unsynced.add(name(ino, chunk));
+    }
+    return entry;
+  }
+
+  /** A copy of an inline chunk's bytes, cut or zero-extended to `length`. */
+  private inlineBytes(ino: InodeId, chunk: number, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    const stored = this.inline.get([ino, chunk]);
+    if (stored) stored.copy(out, 0, 0, Math.min(stored.length, length));
+    return out;
+  }
+
+  private putInline(ino: InodeId, chunk: number, entry: LocalChunk, bytes: Buffer): void {
+    this.inline.putSync([ino, chunk], bytes);
+    this.used += bytes.length - entry.bytes;
+    entry.bytes = bytes.length;
+    entry.inline = true;
+    this.index.putSync([ino, chunk], entry);
+    this.touch(ino, chunk);
+  }
+
+  private grow(entry: LocalChunk, end: number): void {
+    if (end <= entry.bytes) return;
+    this.used += end - entry.bytes;
+    entry.bytes = end;
   }
 
   private touch(ino: InodeId, chunk: number): void {

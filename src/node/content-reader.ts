@@ -4,7 +4,6 @@
 // regions, past a truncation). Sequential readers get read-ahead: the next chunks are fetched
 // while the current one is consumed. Keeps the chunk cache under its size limit by evicting clean
 // chunks; never evicts a chunk with written data.
-import fs from 'node:fs';
 import type { ChunkStore } from '../inode/chunk-store.js';
 import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
@@ -28,6 +27,9 @@ interface SequentialState {
   nextOffset: number;
   window: number;
 }
+
+/** How far from the end of the previous read a read may start and still count as sequential. */
+const SEQUENTIAL_SLACK = 8 * 1024 * 1024;
 
 /** Bytes of recently fetched chunks kept in memory (at least two chunks), so reads need not wait for the disk. */
 const RECENT_BYTES = 256 * 1024 * 1024;
@@ -66,10 +68,11 @@ export class ContentReader {
       parts.push(this.readChunk(ino, rec, chunk, pos - chunk * size, stop - chunk * size, out, pos - offset));
       pos = stop;
     }
+    // Read-ahead starts now, not once this read is served.
+    this.noteAccess(ino, rec, offset, end);
     // Every part must have stopped writing into `out` (it may be the kernel's buffer) before we return.
     const settled = await Promise.allSettled(parts);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
-    this.noteAccess(ino, rec, offset, end);
     return out;
   }
 
@@ -220,9 +223,7 @@ export class ContentReader {
       const replacement = await this.chunks.prepareReplacement(ino, chunk, data);
       const rec = current();
       if (rec && !this.store.writtenRanges(ino, chunk) && this.chunks.holds(ino, chunk) !== object.etag) {
-        const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
-        if (baseEnd < data.length) fs.truncateSync(replacement, baseEnd);
-        this.chunks.adoptSync(ino, chunk, object.etag, replacement, baseEnd);
+        this.chunks.adoptSync(ino, chunk, object.etag, replacement, Math.min(this.baseEnd(rec, chunk), data.length));
         this.evictIfNeeded();
         return;
       }
@@ -245,12 +246,15 @@ export class ContentReader {
 
   /** Sequential access detection and read-ahead. */
   private noteAccess(ino: InodeId, rec: InodeRecord, offset: number, end: number): void {
+    // The kernel's own read-ahead sends several requests at once, so they arrive slightly out of
+    // order: a read near where the last one ended still counts as sequential.
     const state = this.sequential.get(ino);
-    if (!state || state.nextOffset !== offset) {
+    const sequential = state !== undefined && Math.abs(offset - state.nextOffset) <= SEQUENTIAL_SLACK;
+    if (!state || !sequential) {
       this.sequential.set(ino, { nextOffset: end, window: offset === 0 ? 1 : 0 });
       if (offset !== 0) return;
     } else {
-      state.nextOffset = end;
+      state.nextOffset = Math.max(state.nextOffset, end);
       state.window = Math.min(Math.max(1, state.window * 2), this.options.readAheadChunks);
     }
     if (!rec.object) return;
@@ -266,6 +270,7 @@ export class ContentReader {
       });
     }
   }
+
 
   forget(ino: InodeId): void {
     this.sequential.delete(ino);

@@ -86,6 +86,11 @@ export class Filesystem {
     this.openFiles = parts.openFiles;
   }
 
+  /** A filesystem operation is being served (background write-back makes way for it). */
+  noteActivity(): void {
+    this.writeBack.noteForeground();
+  }
+
   // ---- namespace ----
 
   async lookup(parent: InodeId, name: string): Promise<InodeId> {

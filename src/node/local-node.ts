@@ -66,7 +66,11 @@ export class LocalNode {
     private readonly lockFile: string,
   ) {}
 
-  static async start(settings: NodeConfig, objects: ObjectStore): Promise<LocalNode> {
+  /**
+   * `onFatal` is told if the node stops on its own: the log or the state machine hit an I/O error
+   * (a full or failing disk). Nothing more can be written then; the caller should unmount.
+   */
+  static async start(settings: NodeConfig, objects: ObjectStore, onFatal: (error: Error) => void): Promise<LocalNode> {
     fs.mkdirSync(settings.dataDir, { recursive: true });
     const config = { ...settings, chunkSize: checkIdentity(settings) };
     if (config.cacheSize < 4 * config.chunkSize) {
@@ -95,6 +99,7 @@ export class LocalNode {
         stateMachine: sm,
         durability: config.durability,
       });
+      raft.on('error', onFatal);
       const log = new InodeLog(raft);
       const keys = new BucketKeys(store, config.prefix);
       const loader = new NamespaceLoader(store, keys, objects, log, () => sm.appliedIndex(), config.metadataTtlMs);

@@ -41,6 +41,8 @@ const MAX_PARTS = 10_000;
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 30_000;
 const DELETE_CONCURRENCY = 8;
+/** How long after the last filesystem operation background write-back keeps to one at a time. */
+const FOREGROUND_QUIET_MS = 250;
 
 export class WriteBack {
   private readonly flushing = new Map<InodeId, Promise<void>>();
@@ -56,6 +58,7 @@ export class WriteBack {
   private lastDeleteError: unknown;
   /** Inodes due for a flush, oldest first; refilled by scan(), drained by pump(). */
   private queue: InodeId[] = [];
+  private lastForeground = 0;
 
   constructor(
     private readonly store: MetadataStore,
@@ -236,13 +239,23 @@ export class WriteBack {
 
   /** Keep flushConcurrency flushes going while the queue has inodes. */
   private pump(): void {
-    while (this.flushing.size < this.options.flushConcurrency && this.queue.length > 0) {
+    while (this.flushing.size < this.backgroundConcurrency(this.options.flushConcurrency) && this.queue.length > 0) {
       const ino = this.queue.shift()!;
       if (this.flushing.has(ino)) continue;
       this.startFlush(ino)
         .catch(() => undefined)
         .finally(() => this.pump());
     }
+  }
+
+  /** Filesystem operations are being served: background write-back steps aside for a moment. */
+  noteForeground(): void {
+    this.lastForeground = Date.now();
+  }
+
+  /** Background work runs one at a time while the filesystem is busy, at full width otherwise. */
+  private backgroundConcurrency(full: number): number {
+    return Date.now() - this.lastForeground < FOREGROUND_QUIET_MS && !this.dirtyBytesOver() ? 1 : full;
   }
 
   private dirtyBytesOver(): boolean {
@@ -408,7 +421,7 @@ export class WriteBack {
   private async deletePass(): Promise<number> {
     const keys = [...this.store.pendingDeletes()].filter((key) => this.isDeletable(key));
     let failures = 0;
-    await this.forEachLimited(keys, DELETE_CONCURRENCY, async (key) => {
+    await this.forEachLimited(keys, this.backgroundConcurrency(DELETE_CONCURRENCY), async (key) => {
       try {
         await this.withKeys([key], async () => {
           if (!this.isDeletable(key)) return;

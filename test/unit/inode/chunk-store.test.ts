@@ -1,0 +1,89 @@
+// ChunkStore keeps small chunks inside LMDB and bigger ones in files: whatever the representation,
+// and across the move from one to the other, reads return exactly what was written or filled,
+// zeros past the end, and the space accounting follows.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ChunkStore, INLINE_LIMIT } from '../../../src/inode/chunk-store.js';
+import type { InodeId } from '../../../src/inode/types.js';
+
+const CHUNK = 4 * INLINE_LIMIT;
+const INO = 7 as InodeId;
+
+describe('ChunkStore', () => {
+  let dir: string;
+  let env: RootDatabase;
+  let store: ChunkStore;
+
+  const read = async (chunk: number, offset: number, length: number): Promise<Buffer> => {
+    const out = Buffer.alloc(length, 0xee);
+    expect(await store.read(INO, chunk, offset, length, out, 0)).toBe(true);
+    return out;
+  };
+  const files = (): string[] => fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => f.includes('.'));
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidefs-chunks-'));
+    env = open({ path: path.join(dir, 'meta'), maxDbs: 8 });
+    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
+  });
+
+  afterEach(async () => {
+    store.close();
+    await env.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps a small chunk inline, moves it to a file when it outgrows the limit, and reads the same bytes', async () => {
+    store.writeSync(INO, 0, 10, Buffer.from('hello'));
+    expect(files().filter((f) => f.startsWith('chunks/') && !f.startsWith('chunks/tmp'))).toEqual([]);
+    expect(store.usedBytes()).toBe(15);
+    expect((await read(0, 8, 9)).toString('latin1')).toBe('\0\0hello\0\0');
+
+    const big = Buffer.alloc(INLINE_LIMIT, 0x41);
+    store.writeSync(INO, 0, 12, big);
+    expect(store.usedBytes()).toBe(12 + INLINE_LIMIT);
+    const all = await read(0, 0, 12 + INLINE_LIMIT + 4);
+    expect(all.subarray(0, 10).equals(Buffer.alloc(10))).toBe(true);
+    expect(all.subarray(10, 12).toString('latin1')).toBe('he');
+    expect(all.subarray(12, 12 + INLINE_LIMIT).equals(big)).toBe(true);
+    expect(all.subarray(12 + INLINE_LIMIT).equals(Buffer.alloc(4))).toBe(true);
+
+    store.truncateSync(INO, 0, 11);
+    expect(store.usedBytes()).toBe(11);
+    expect((await read(0, 9, 4)).toString('latin1')).toBe('\0h\0\0');
+    store.removeSync(INO, 0);
+    expect(store.usedBytes()).toBe(0);
+    expect(store.exists(INO, 0)).toBe(false);
+  });
+
+  it('fills gaps around written bytes, inline and in files, and records the version it holds', async () => {
+    store.writeSync(INO, 1, 4, Buffer.from('WW'));
+    store.fillSync(INO, 1, 'etag-1', Buffer.from('bbbbbbbbbb'), [0, 4, 6, 10]);
+    expect(store.holds(INO, 1)).toBe('etag-1');
+    expect((await read(1, 0, 12)).toString('latin1')).toBe('bbbbWWbbbb\0\0');
+
+    const base = Buffer.alloc(2 * INLINE_LIMIT, 0x62);
+    store.fillSync(INO, 1, 'etag-2', base, [0, 4, 6, base.length]);
+    const got = await read(1, 0, base.length);
+    expect(got.subarray(0, 4).toString('latin1')).toBe('bbbb');
+    expect(got.subarray(4, 6).toString('latin1')).toBe('WW');
+    expect(got.subarray(6).equals(base.subarray(6))).toBe(true);
+    expect(store.holds(INO, 1)).toBe('etag-2');
+  });
+
+  it('adopts a prepared replacement of either size', async () => {
+    const small = Buffer.from('small base bytes');
+    store.adoptSync(INO, 2, 'e-small', await store.prepareReplacement(INO, 2, small), small.length);
+    expect((await read(2, 0, small.length)).equals(small)).toBe(true);
+    const large = Buffer.alloc(3 * INLINE_LIMIT, 0x5a);
+    store.adoptSync(INO, 2, 'e-large', await store.prepareReplacement(INO, 2, large), 2 * INLINE_LIMIT);
+    expect(store.holds(INO, 2)).toBe('e-large');
+    expect(store.usedBytes()).toBe(2 * INLINE_LIMIT);
+    const got = await read(2, 0, 2 * INLINE_LIMIT + 8);
+    expect(got.subarray(0, 2 * INLINE_LIMIT).equals(large.subarray(0, 2 * INLINE_LIMIT))).toBe(true);
+    expect(got.subarray(2 * INLINE_LIMIT).equals(Buffer.alloc(8))).toBe(true);
+  });
+});
