@@ -28,7 +28,12 @@ export class FsError extends Error {
     message?: string,
     options?: { cause?: unknown },
   ) {
+    // Most of these are answers, not faults (ENOENT for a lookup, ENODATA for the xattr the kernel
+    // asks about on every write): no stack trace is taken for them. A cause keeps its own.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ? `${code}: ${message}` : code, options);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
   }
 }
