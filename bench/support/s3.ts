@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
   AbortMultipartUploadCommand,
@@ -19,10 +18,10 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { s3SettingsFromEnv } from '../../src/node/s3/config.js';
+import { localS3, parseExports } from '../../test/fixtures/local-s3/control.js';
 import type { Teardown } from './teardown.js';
 
 const run = promisify(execFile);
-const LOCAL_S3 = fileURLToPath(new URL('../../../scripts/local-s3', import.meta.url));
 const STATE_DIR = process.env.TIDEFS_LOCAL_S3_DIR ?? '/var/lib/tidefs-local-s3';
 
 export interface BenchS3 {
@@ -153,26 +152,4 @@ async function destroyBucket(client: S3Client, bucket: string): Promise<void> {
     }
   }
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
-}
-
-async function localS3(...args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run(LOCAL_S3, args, { timeout: 300_000 });
-    return stdout.trim();
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`scripts/local-s3 ${args[0]} failed: ${stderr || (error as Error).message}`, { cause: error });
-  }
-}
-
-/** `export A=1 B=2` -> { A: '1', B: '2' } (the script's values contain no spaces or quotes). */
-function parseExports(line: string): Record<string, string> {
-  const pairs = line.replace(/^export\s+/, '').split(/\s+/);
-  const env: Record<string, string> = {};
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new Error(`scripts/local-s3 env printed an unexpected line: ${line}`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
-  return env;
 }

@@ -71,6 +71,19 @@ export function fuseOperations(
     );
   }
 
+  /** read and write answer with a byte count (or a negative errno) rather than 0. */
+  function transfer(fd: number, cb: Done, op: (ino: InodeId) => Promise<number>): void {
+    fs.noteActivity();
+    let pending: Promise<number>;
+    try {
+      pending = op(handle(fd));
+    } catch (err) {
+      cb(toErrno(err, log));
+      return;
+    }
+    pending.then(cb, (err: unknown) => cb(toErrno(err, log)));
+  }
+
   return {
     init: (cb) => cb(0),
 
@@ -104,35 +117,9 @@ export function fuseOperations(
       });
     },
 
-    read: (_path, fd, buf, len, pos, cb) => {
-      let ino: InodeId;
-      try {
-        ino = handle(fd);
-      } catch (err) {
-        cb(toErrno(err, log));
-        return;
-      }
-      fs.noteActivity();
-      fs.read(ino, pos, len, buf).then(
-        (data) => cb(data.length),
-        (err: unknown) => cb(toErrno(err, log)),
-      );
-    },
+    read: (_path, fd, buf, len, pos, cb) => transfer(fd, cb, (ino) => fs.read(ino, pos, len, buf).then((data) => data.length)),
 
-    write: (_path, fd, buf, len, pos, cb) => {
-      let ino: InodeId;
-      try {
-        ino = handle(fd);
-      } catch (err) {
-        cb(toErrno(err, log));
-        return;
-      }
-      fs.noteActivity();
-      fs.write(ino, pos, buf.subarray(0, len)).then(
-        (n) => cb(n),
-        (err: unknown) => cb(toErrno(err, log)),
-      );
-    },
+    write: (_path, fd, buf, len, pos, cb) => transfer(fd, cb, (ino) => fs.write(ino, pos, buf.subarray(0, len))),
 
     flush: (_path, _fd, cb) => cb(0),
 

@@ -5,12 +5,7 @@
 // runs). Teardown releases this run's lease; the script stops the server only when it was started by
 // a lease and no live lease remains, so concurrent runs share one server and a server started by hand
 // with `scripts/local-s3 start` is left running.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
-const LOCAL_S3 = fileURLToPath(new URL('../../scripts/local-s3', import.meta.url));
-const run = promisify(execFile);
+import { localS3, parseExports } from '../fixtures/local-s3/control.js';
 
 export default async function setup(): Promise<(() => Promise<void>) | undefined> {
   // The SDK is pinned to a release that supports Node 20 (see environment.md); its warning that later
@@ -29,26 +24,6 @@ export default async function setup(): Promise<(() => Promise<void>) | undefined
   return async () => {
     await localS3('release', lease);
   };
-}
-
-async function localS3(...args: string[]): Promise<string> {
-  try {
-    const { stdout } = await run(LOCAL_S3, args, { timeout: 300_000 });
-    return stdout.trim();
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`scripts/local-s3 ${args[0]} failed: ${stderr || (error as Error).message}`, { cause: error });
-  }
-}
-
-/** `export A=1 B=2` -> { A: '1', B: '2' } (the script's values contain no spaces or quotes). */
-function parseExports(line: string): Record<string, string> {
-  const entries = line.replace(/^export\s+/, '').split(/\s+/).map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new Error(`scripts/local-s3 env printed an unexpected line: ${line}`);
-    return [pair.slice(0, eq), pair.slice(eq + 1)] as const;
-  });
-  return Object.fromEntries(entries);
 }
 
 async function answersHttp(url: string): Promise<boolean> {
