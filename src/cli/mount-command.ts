@@ -10,7 +10,7 @@ import { FuseMount } from '../fuse/mount.js';
 import { normalisePrefix } from '../inode/bucket-keys.js';
 import { LocalNode, type NodeConfig } from '../node/local-node.js';
 import { s3SettingsFromEnv } from '../node/s3/config.js';
-import { S3ObjectStore } from '../node/s3/s3-object-store.js';
+import { WorkerObjectStore } from '../node/s3/worker-object-store.js';
 import { StoreError } from '../node/s3/object-store.js';
 import { parseArgs, parseBucketUrl, parseDuration, parseSize, UsageError } from './args.js';
 
@@ -130,7 +130,7 @@ const log = (message: string): void => {
 
 async function serve(p: MountPlan): Promise<number> {
   const settings = s3SettingsFromEnv({ endpoint: p.endpoint, region: p.region });
-  const objects = new S3ObjectStore({ ...settings, bucket: p.node.bucket });
+  const objects = new WorkerObjectStore({ ...settings, bucket: p.node.bucket });
   try {
     await objects.checkAccess();
   } catch (err) {
@@ -171,6 +171,7 @@ async function serve(p: MountPlan): Promise<number> {
         log(`write-back incomplete (${(err as Error).message}); ${node.dirtyCount()} file(s) stay in ${p.node.dataDir} and are written at the next mount`);
       }
       await node.stop();
+      await objects.close();
       log('stopped');
       resolve(code);
     };

@@ -12,7 +12,7 @@ import { InodeKind, isDirty, type InodeId, type InodeRecord } from '../inode/typ
 import type { ContentReader } from './content-reader.js';
 import type { InodeLog } from './inode-log.js';
 import { toObjectMetadata } from './object-metadata.js';
-import { StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+import { MAX_DELETE_BATCH, StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
 import { StreamingUpload } from './streaming-upload.js';
 
 export interface WriteBackOptions {
@@ -420,17 +420,26 @@ export class WriteBack {
 
   private async deletePass(): Promise<number> {
     const keys = [...this.store.pendingDeletes()].filter((key) => this.isDeletable(key));
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += MAX_DELETE_BATCH) batches.push(keys.slice(i, i + MAX_DELETE_BATCH));
     let failures = 0;
-    await this.forEachLimited(keys, this.backgroundConcurrency(DELETE_CONCURRENCY), async (key) => {
+    const failed = (count: number, err: unknown): void => {
+      failures += count;
+      this.lastDeleteError = err;
+    };
+    await this.forEachLimited(batches, this.backgroundConcurrency(DELETE_CONCURRENCY), async (batch) => {
       try {
-        await this.withKeys([key], async () => {
-          if (!this.isDeletable(key)) return;
-          await this.objects.delete(key);
-          await this.log.run({ $case: 'forgetTombstone', value: { key } });
+        await this.withKeys(batch, async () => {
+          const deletable = batch.filter((key) => this.isDeletable(key));
+          const refused = await this.objects.deleteMany(deletable);
+          for (const err of refused.values()) failed(1, err);
+          const forgotten = await Promise.allSettled(
+            deletable.filter((key) => !refused.has(key)).map((key) => this.log.run({ $case: 'forgetTombstone', value: { key } })),
+          );
+          for (const outcome of forgotten) if (outcome.status === 'rejected') failed(1, outcome.reason);
         });
       } catch (err) {
-        failures++;
-        this.lastDeleteError = err;
+        failed(batch.length, err);
       }
     });
     return failures;

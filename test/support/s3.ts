@@ -14,6 +14,7 @@ import {
 import { type S3ConnectionSettings, s3SettingsFromEnv } from '../../src/node/s3/config.js';
 import { StoreError } from '../../src/node/s3/object-store.js';
 import { S3ObjectStore, type S3ObjectStoreConfig } from '../../src/node/s3/s3-object-store.js';
+import { WorkerObjectStore } from '../../src/node/s3/worker-object-store.js';
 
 export function s3TestSettings(): S3ConnectionSettings {
   const settings = s3SettingsFromEnv();
@@ -44,12 +45,19 @@ export function s3TestClient(): S3Client {
  * so a test that provokes failures gets its answer quickly. The caller closes it.
  */
 export function s3TestStore(bucket: string, overrides: Partial<S3ObjectStoreConfig> = {}): S3ObjectStore {
-  return new S3ObjectStore({
-    ...s3TestSettings(),
-    bucket,
-    retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 100 },
-    ...overrides,
-  });
+  return new S3ObjectStore(testStoreConfig(bucket, overrides));
+}
+
+function testStoreConfig(bucket: string, overrides: Partial<S3ObjectStoreConfig>): S3ObjectStoreConfig {
+  return { ...s3TestSettings(), bucket, retry: { maxAttempts: 4, baseDelayMs: 10, maxDelayMs: 100 }, ...overrides };
+}
+
+/** The compiled worker entry: tests run from the TypeScript sources, the worker only from dist/. */
+export const OBJECT_STORE_WORKER = new URL('../../dist/src/node/s3/object-store-worker.js', import.meta.url);
+
+/** Like s3TestStore, but the S3ObjectStore runs in a worker thread, as in a mount. */
+export function workerTestStore(bucket: string, overrides: Partial<S3ObjectStoreConfig> = {}): WorkerObjectStore {
+  return new WorkerObjectStore(testStoreConfig(bucket, overrides), { workerUrl: OBJECT_STORE_WORKER });
 }
 
 export interface TestBucket {

@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   type CompletedPart,
+  MAX_DELETE_BATCH,
   type CopyOptions,
   type ListOptions,
   type ListPage,
@@ -205,6 +206,13 @@ export class MemoryObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     this.objects().delete(key);
+  }
+
+  async deleteMany(keys: string[]): Promise<Map<string, StoreError>> {
+    if (keys.length > MAX_DELETE_BATCH) throw new StoreError('invalid', `deleteMany takes at most ${MAX_DELETE_BATCH} keys, not ${keys.length}`);
+    const objects = this.objects();
+    for (const key of keys) objects.delete(key);
+    return new Map();
   }
 
   /** The bucket's objects, after the checks S3 makes first: credentials, then the bucket. */

@@ -113,4 +113,13 @@ export interface ObjectStore {
   copy(sourceKey: string, destKey: string, options?: CopyOptions): Promise<{ etag: string }>;
   /** Succeeds if the key does not exist. */
   delete(key: string): Promise<void>;
+  /**
+   * Deletes up to MAX_DELETE_BATCH keys with as few requests as the store allows (S3: one
+   * DeleteObjects); a key that does not exist counts as deleted. Resolves with the keys that could
+   * not be deleted, each with why; rejects only when the request as a whole failed.
+   */
+  deleteMany(keys: string[]): Promise<Map<string, StoreError>>;
 }
+
+/** Most keys one deleteMany call takes (S3's DeleteObjects limit). */
+export const MAX_DELETE_BATCH = 1000;

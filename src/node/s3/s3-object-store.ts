@@ -12,6 +12,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   type HeadObjectCommandOutput,
@@ -25,6 +26,7 @@ import {
 import type { S3ConnectionSettings } from './config.js';
 import {
   type CompletedPart,
+  MAX_DELETE_BATCH,
   type CopyOptions,
   type ListOptions,
   type ListPage,
@@ -37,6 +39,8 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryTransient } from './retry.
 import { classifyS3Failure, describeS3Failure, IncompleteBodyError, type S3Failure } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
+/** Characters a key may hold that an S3 XML request body cannot carry as they are. */
+const NOT_XML_SAFE = /[\u0000-\u001f\u007f\ufffe\uffff]/;
 const GiB = 1024 * MiB;
 /** S3 allows at most this many parts in one multipart upload. */
 const MAX_PARTS = 10_000;
@@ -59,6 +63,12 @@ export interface S3ObjectStoreConfig extends S3ConnectionSettings {
   copyConcurrency?: number;
 }
 
+/** The store's description ("s3://bucket at http://127.0.0.1:7480"); throws StoreError 'invalid' for an unusable config. */
+export function describeS3Store(config: S3ObjectStoreConfig): string {
+  if (config.bucket === '') throw new StoreError('invalid', 'S3 bucket name is empty');
+  return `s3://${config.bucket} at ${config.endpoint ?? `AWS ${config.region}`}`;
+}
+
 export class S3ObjectStore implements ObjectStore {
   readonly description: string;
   private readonly bucket: string;
@@ -70,11 +80,10 @@ export class S3ObjectStore implements ObjectStore {
   private readonly copyConcurrency: number;
 
   constructor(config: S3ObjectStoreConfig) {
-    if (config.bucket === '') throw new StoreError('invalid', 'S3 bucket name is empty');
+    this.description = describeS3Store(config);
     const { endpoint, region, credentials } = config;
     this.bucket = config.bucket;
     this.server = endpoint ?? `AWS ${region}`;
-    this.description = `s3://${config.bucket} at ${this.server}`;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...config.retry };
     this.maxSingleCopyBytes = config.maxSingleCopyBytes ?? 5 * GiB;
     this.copyPartBytes = config.copyPartBytes ?? 512 * MiB;
@@ -291,6 +300,28 @@ export class S3ObjectStore implements ObjectStore {
     await this.call('DeleteObject', key, () =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
     );
+  }
+
+  async deleteMany(keys: string[]): Promise<Map<string, StoreError>> {
+    if (keys.length > MAX_DELETE_BATCH) throw new StoreError('invalid', `deleteMany takes at most ${MAX_DELETE_BATCH} keys, not ${keys.length}`);
+    const failed = new Map<string, StoreError>();
+    // A DeleteObjects body is XML, which cannot carry most control characters (and servers differ
+    // on how they read an escaped CR or LF): such keys are deleted one request each.
+    const alone = keys.filter((key) => NOT_XML_SAFE.test(key));
+    const batch = keys.filter((key) => !NOT_XML_SAFE.test(key));
+    await Promise.all(alone.map((key) => this.delete(key).catch((error: StoreError) => failed.set(key, error))));
+    if (batch.length === 0) return failed;
+    const out = await this.call('DeleteObjects', undefined, () =>
+      this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      ),
+    );
+    for (const error of out.Errors ?? []) {
+      if (error.Key === undefined || error.Code === 'NoSuchKey') continue;
+      const failure = classifyS3Failure({ Code: error.Code, message: error.Message ?? error.Code });
+      failed.set(error.Key, new StoreError(failure.kind, `S3 DeleteObjects ${this.location(error.Key)}: ${describeS3Failure(failure)}`, error.Key));
+    }
+    return failed;
   }
 
   /** One S3 operation with retries of transient failures; every failure leaves as a StoreError. */

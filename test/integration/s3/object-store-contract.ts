@@ -2,7 +2,7 @@
 // against the real S3 server (S3ObjectStore on radosgw) and against MemoryObjectStore, so the fake
 // stays as honest as the real thing. Each test works under its own key prefix in one shared bucket.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ObjectStore, StoreError, type StoreErrorKind } from '../../../src/node/s3/object-store.js';
+import { MAX_DELETE_BATCH, type ObjectStore, StoreError, type StoreErrorKind } from '../../../src/node/s3/object-store.js';
 
 export interface ContractBucket {
   /** A store on an empty bucket. */
@@ -78,6 +78,7 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       await expectStoreError(denied.list(''), 'access-denied');
       await expectStoreError(denied.getRange('k', 0, 1), 'access-denied');
       await expectStoreError(denied.put('k', Buffer.from('x')), 'access-denied');
+      await expectStoreError(denied.deleteMany(['k']), 'access-denied');
     });
 
     it('puts an object and heads it: size, unquoted ETag, lower-case metadata, mtime', async () => {
@@ -273,6 +274,19 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       expect(await store.head(key)).toBeUndefined();
       await store.delete(key);
       await expectStoreError(store.getRange(key, 0, 1), 'not-found');
+    });
+
+    it('deletes many keys at once, awkward names and missing keys included, and nothing else', async () => {
+      const prefix = fresh();
+      const names = ['plain', 'a&b<c>"d\'', 'caf\u00e9 \u{1f600}', 'line\nbreak', 'tab\there', 'ctl\u0001x', 'cr\rx', ...Array.from({ length: 60 }, (_, i) => `n${i}`)];
+      for (const name of [...names, 'kept']) await store.put(`${prefix}${name}`, Buffer.from(name));
+      const refused = await store.deleteMany([...names.map((name) => `${prefix}${name}`), `${prefix}never-existed`]);
+      expect([...refused.keys()]).toEqual([]);
+      const left = (await listAll(store, prefix, {})).flatMap((page) => page.objects.map((o) => o.key));
+      expect(left).toEqual([`${prefix}kept`]);
+      expect(await store.deleteMany([])).toEqual(new Map());
+      await expectStoreError(store.deleteMany(Array.from({ length: MAX_DELETE_BATCH + 1 }, (_, i) => `${prefix}${i}`)), 'invalid');
+      expect(await store.head(`${prefix}kept`)).toMatchObject({ size: 4 });
     });
   });
 }

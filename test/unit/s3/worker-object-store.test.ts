@@ -1,0 +1,67 @@
+// WorkerObjectStore's own behaviour, with stand-in workers (test/fixtures/store-workers): values and
+// errors survive the trip between threads, the caller's buffers are never taken from it, and a
+// worker that dies fails the calls in flight without taking the store down. The contract suite runs
+// it against the real S3 server.
+import { afterEach, describe, expect, it } from 'vitest';
+import { StoreError } from '../../../src/node/s3/object-store.js';
+import { WorkerObjectStore } from '../../../src/node/s3/worker-object-store.js';
+
+const config = { bucket: 'b', region: 'us-east-1', endpoint: 'http://127.0.0.1:1' };
+const worker = (name: string): URL => new URL(`../../fixtures/store-workers/${name}.mjs`, import.meta.url);
+
+describe('WorkerObjectStore', () => {
+  const stores: WorkerObjectStore[] = [];
+  const open = (name: string): WorkerObjectStore => {
+    const store = new WorkerObjectStore(config, { workerUrl: worker(name) });
+    stores.push(store);
+    return store;
+  };
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+  });
+
+  it('describes itself like the S3 store and refuses an empty bucket name', () => {
+    expect(open('echo').description).toBe('s3://b at http://127.0.0.1:1');
+    expect(() => new WorkerObjectStore({ ...config, bucket: '' })).toThrow(StoreError);
+  });
+
+  it('moves buffers both ways without taking the caller\'s', async () => {
+    const store = open('echo');
+    const backing = Buffer.alloc(3 * 1024 * 1024, 7);
+    for (const body of [Buffer.from('small'), Buffer.alloc(2 * 1024 * 1024, 9), backing.subarray(1024, 1024 + 1024 * 1024)]) {
+      const before = Buffer.from(body);
+      const echoed = (await store.put('k', body)) as unknown as Buffer;
+      expect(Buffer.isBuffer(echoed)).toBe(true);
+      expect(echoed.equals(before)).toBe(true);
+      expect(body.equals(before)).toBe(true);
+    }
+    expect(backing.length).toBe(3 * 1024 * 1024);
+  });
+
+  it('keeps the kind and key of StoreErrors, inside deleteMany\'s answer too', async () => {
+    const store = open('echo');
+    const error = await store.head('missing').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ kind: 'not-found', key: 'missing', message: 'no missing' });
+    const refused = await store.deleteMany(['a', 'b']);
+    expect([...refused.keys()]).toEqual(['a', 'b']);
+    expect(refused.get('b')).toBeInstanceOf(StoreError);
+    expect(refused.get('b')).toMatchObject({ kind: 'access-denied', key: 'b' });
+  });
+
+  it('fails the calls of a worker that dies as unavailable and starts another for the next call', async () => {
+    const store = open('dying');
+    for (let i = 0; i < 2; i++) {
+      const error = await store.head('k').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ kind: 'unavailable' });
+      expect((error as Error).message).toContain('exited with code 3');
+    }
+  });
+
+  it('refuses calls once closed', async () => {
+    const store = open('echo');
+    await store.close();
+    await expect(store.head('k')).rejects.toMatchObject({ kind: 'unavailable' });
+  });
+});
