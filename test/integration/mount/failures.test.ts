@@ -191,6 +191,28 @@ describe('a mount behind a faulty S3 (fault proxy)', () => {
     await waitUntil('faults/written.bin is in the bucket', async () => (await objectBytes(store, 'faults/written.bin'))?.equals(data) ?? false, 60_000, 250);
   });
 
+  it('unlinks while S3 refuses deletes: the names are gone at once, the objects once the faults stop', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `faults/doomed/d${i}`);
+    await fsp.mkdir(at('faults', 'doomed'));
+    for (const [i, key] of names.entries()) await fsp.writeFile(at(key), patternBytes(1000 + i, 40 + i));
+    await waitUntil('every file is written back', async () => {
+      const written = await Promise.all(names.map((key) => store.head(key)));
+      return written.every((info) => info !== undefined);
+    }, 30_000, 100);
+    proxy.failNext(1_000_000);
+    for (const key of names) await fsp.unlink(at(key));
+    expect(await fsp.readdir(at('faults', 'doomed'))).toEqual([]);
+    await sleep(1_000);
+    for (const key of names) expect(await store.head(key), `${key} stays while deletes fail`).not.toBeUndefined();
+    expect(alive(mount.pid)).toBe(true);
+    proxy.failNext(0);
+    await waitUntil('every unlinked object is deleted from the bucket', async () => {
+      const left = await Promise.all(names.map((key) => store.head(key)));
+      return left.every((info) => info === undefined);
+    }, 60_000, 250);
+    expect(await errnoOf(fsp.stat(at(names[0]!)))).toBe('ENOENT');
+  });
+
   it('SIGTERM while write-back fails: exits non-zero keeping the data, and the next mount writes it back', async () => {
     const data = patternBytes(400 * KiB, 31);
     const failing = await startMount({
