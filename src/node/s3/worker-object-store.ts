@@ -108,10 +108,15 @@ export class WorkerObjectStore implements ObjectStore {
     const transfer: TransferListItem[] = [];
     const request: StoreRequest = { id, method, args: args.map((arg) => toWire(arg, transfer, false)) };
     return new Promise<T>((resolve, reject) => {
+      try {
+        worker.postMessage(request, transfer);
+      } catch (error) {
+        reject(new StoreError('invalid', `${this.description}: cannot pass ${method}'s arguments to the S3 worker: ${(error as Error).message}`));
+        return;
+      }
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       // Keep the process alive only while something waits on the worker.
       if (this.pending.size === 1) worker.ref();
-      worker.postMessage(request, transfer);
     });
   }
 

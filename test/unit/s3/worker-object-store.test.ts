@@ -59,6 +59,13 @@ describe('WorkerObjectStore', () => {
     }
   });
 
+  it('refuses arguments that cannot cross to the worker, and stays usable', async () => {
+    const store = open('echo');
+    const options = { metadata: { bad: (() => 'x') as unknown as string } };
+    await expect(store.put('k', Buffer.from('x'), options)).rejects.toMatchObject({ kind: 'invalid' });
+    expect(((await store.put('k', Buffer.from('fine'))) as unknown as Buffer).toString()).toBe('fine');
+  });
+
   it('refuses calls once closed', async () => {
     const store = open('echo');
     await store.close();
