@@ -39,11 +39,11 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryTransient } from './retry.
 import { classifyS3Failure, describeS3Failure, IncompleteBodyError, type S3Failure } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
-/** Characters a key may hold that an S3 XML request body cannot carry as they are. */
-const NOT_XML_SAFE = /[\u0000-\u001f\u007f\ufffe\uffff]/;
 const GiB = 1024 * MiB;
 /** S3 allows at most this many parts in one multipart upload. */
 const MAX_PARTS = 10_000;
+/** Characters a key may hold that an S3 XML request body cannot carry as they are. */
+const NOT_XML_SAFE = /[\u0000-\u001f\u007f\ufffe\uffff]/;
 
 export interface S3ObjectStoreConfig extends S3ConnectionSettings {
   bucket: string;
