@@ -65,8 +65,13 @@ function copyMs(ddStderr: string, expectedBytes: number, what: string): number {
  * dentries and inodes) of the whole machine. Needs root. Only the local filesystem is synced: a
  * global sync would also wait on every FUSE mount on the machine, including other people's.
  */
-export async function dropPageCache(localPath: string): Promise<void> {
+/** Writes the dirty pages of the filesystem holding `localPath` to disk (syncfs). */
+export async function flushToDisk(localPath: string): Promise<void> {
   await runChild('sync', ['-f', localPath]);
+}
+
+export async function dropPageCache(localPath: string): Promise<void> {
+  await flushToDisk(localPath);
   try {
     await fsp.writeFile('/proc/sys/vm/drop_caches', '3\n');
   } catch (error) {
