@@ -1,8 +1,9 @@
 // Brings the bucket's view of the namespace into the inode state machine, lazily: a directory is
 // listed (ListObjectsV2 with a delimiter, page by page) the first time it is looked into and again
 // once its listing is older than the metadata TTL; an entry's attributes are read from its object
-// metadata (HEAD) the first time they are asked for. Results go into the log as commands; this
-// module never writes the tables itself. Concurrent callers share one listing / HEAD.
+// metadata (HEAD) the first time they are asked for, with the entries after it in the directory
+// read ahead. Results go into the log as commands; this module never writes the tables itself.
+// Concurrent callers share one listing / HEAD.
 import { FsError } from '../inode/errors.js';
 import type { BucketKeys } from '../inode/bucket-keys.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
@@ -12,10 +13,15 @@ import { fromObjectMetadata } from './object-metadata.js';
 import { StoreError, type ObjectStore } from './s3/object-store.js';
 
 const LIST_PAGE = 1000;
+/** Entries after one whose attributes were missing that are loaded ahead... */
+const ATTRIBUTE_READ_AHEAD = 32;
+/** ...with at most this many of those HEADs in flight (across directories). */
+const ATTRIBUTE_READS_AHEAD_IN_FLIGHT = 64;
 
 export class NamespaceLoader {
   private readonly listings = new Map<InodeId, Promise<void>>();
   private readonly heads = new Map<InodeId, Promise<void>>();
+  private readingAhead = 0;
 
   constructor(
     private readonly store: MetadataStore,
@@ -50,16 +56,43 @@ export class NamespaceLoader {
     for (const sub of subdirs) await this.ensureSubtreeListed(sub);
   }
 
-  /** Make sure the inode's attributes are known (read once from its object's metadata). */
+  /**
+   * Make sure the inode's attributes are known (read once from its object's metadata). When they
+   * are not, the next entries of its directory are read ahead too: whoever stats one entry of a
+   * listed directory (`ls -l`, a loader walking a model directory) usually stats the next ones.
+   */
   ensureAttributes(ino: InodeId): Promise<void> {
     const rec = this.store.inode(ino);
     if (!rec || rec.metaLoaded) return Promise.resolve();
+    const pending = this.loadAttributesOnce(ino);
+    this.readAttributesAhead(ino);
+    return pending;
+  }
+
+  private loadAttributesOnce(ino: InodeId): Promise<void> {
     let pending = this.heads.get(ino);
     if (!pending) {
       pending = this.loadAttributes(ino).finally(() => this.heads.delete(ino));
       this.heads.set(ino, pending);
     }
     return pending;
+  }
+
+  /** Start loading the attributes of the entries after `ino` in its directory (name order). */
+  private readAttributesAhead(ino: InodeId): void {
+    const link = this.store.firstLink(ino);
+    if (!link) return;
+    let looked = 0;
+    for (const entry of this.store.children(link.parent, link.name)) {
+      if (++looked > ATTRIBUTE_READ_AHEAD || this.readingAhead >= ATTRIBUTE_READS_AHEAD_IN_FLIGHT) return;
+      if (this.heads.has(entry.ino) || this.store.inode(entry.ino)?.metaLoaded !== false) continue;
+      this.readingAhead++;
+      this.loadAttributesOnce(entry.ino)
+        .catch(() => {
+          // Read ahead only: the entry's own getattr tries again and reports the failure.
+        })
+        .finally(() => this.readingAhead--);
+    }
   }
 
   private async list(dir: InodeId): Promise<void> {
