@@ -61,15 +61,18 @@ function copyMs(ddStderr: string, expectedBytes: number, what: string): number {
 }
 
 /**
- * Writes back dirty pages of the filesystem holding `localPath` and drops the page cache (and
- * dentries and inodes) of the whole machine. Needs root. Only the local filesystem is synced: a
- * global sync would also wait on every FUSE mount on the machine, including other people's.
+ * Writes the dirty pages of the filesystem holding `localPath` to disk (syncfs). Only that
+ * filesystem: a global sync would also wait on every FUSE mount on the machine, including other
+ * people's.
  */
-/** Writes the dirty pages of the filesystem holding `localPath` to disk (syncfs). */
 export async function flushToDisk(localPath: string): Promise<void> {
   await runChild('sync', ['-f', localPath]);
 }
 
+/**
+ * Writes back dirty pages of the filesystem holding `localPath` and drops the page cache (and
+ * dentries and inodes) of the whole machine. Needs root.
+ */
 export async function dropPageCache(localPath: string): Promise<void> {
   await flushToDisk(localPath);
   try {

@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   type CompletedPart,
-  MAX_DELETE_BATCH,
+  checkDeleteBatch,
   type CopyOptions,
   type ListOptions,
   type ListPage,
@@ -209,7 +209,7 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async deleteMany(keys: string[]): Promise<Map<string, StoreError>> {
-    if (keys.length > MAX_DELETE_BATCH) throw new StoreError('invalid', `deleteMany takes at most ${MAX_DELETE_BATCH} keys, not ${keys.length}`);
+    checkDeleteBatch(keys);
     const objects = this.objects();
     for (const key of keys) objects.delete(key);
     return new Map();

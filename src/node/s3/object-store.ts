@@ -123,3 +123,8 @@ export interface ObjectStore {
 
 /** Most keys one deleteMany call takes (S3's DeleteObjects limit). */
 export const MAX_DELETE_BATCH = 1000;
+
+/** What every deleteMany checks first: kind 'invalid' above MAX_DELETE_BATCH keys. */
+export function checkDeleteBatch(keys: string[]): void {
+  if (keys.length > MAX_DELETE_BATCH) throw new StoreError('invalid', `deleteMany takes at most ${MAX_DELETE_BATCH} keys, not ${keys.length}`);
+}

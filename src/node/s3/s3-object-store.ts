@@ -26,7 +26,7 @@ import {
 import type { S3ConnectionSettings } from './config.js';
 import {
   type CompletedPart,
-  MAX_DELETE_BATCH,
+  checkDeleteBatch,
   type CopyOptions,
   type ListOptions,
   type ListPage,
@@ -66,8 +66,11 @@ export interface S3ObjectStoreConfig extends S3ConnectionSettings {
 /** The store's description ("s3://bucket at http://127.0.0.1:7480"); throws StoreError 'invalid' for an unusable config. */
 export function describeS3Store(config: S3ObjectStoreConfig): string {
   if (config.bucket === '') throw new StoreError('invalid', 'S3 bucket name is empty');
-  return `s3://${config.bucket} at ${config.endpoint ?? `AWS ${config.region}`}`;
+  return `s3://${config.bucket} at ${serverOf(config)}`;
 }
+
+/** The S3 service, for messages: the custom endpoint, or AWS and the region. */
+const serverOf = (config: S3ConnectionSettings): string => config.endpoint ?? `AWS ${config.region}`;
 
 export class S3ObjectStore implements ObjectStore {
   readonly description: string;
@@ -83,7 +86,7 @@ export class S3ObjectStore implements ObjectStore {
     this.description = describeS3Store(config);
     const { endpoint, region, credentials } = config;
     this.bucket = config.bucket;
-    this.server = endpoint ?? `AWS ${region}`;
+    this.server = serverOf(config);
     this.retry = { ...DEFAULT_RETRY_POLICY, ...config.retry };
     this.maxSingleCopyBytes = config.maxSingleCopyBytes ?? 5 * GiB;
     this.copyPartBytes = config.copyPartBytes ?? 512 * MiB;
@@ -306,7 +309,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async deleteMany(keys: string[]): Promise<Map<string, StoreError>> {
-    if (keys.length > MAX_DELETE_BATCH) throw new StoreError('invalid', `deleteMany takes at most ${MAX_DELETE_BATCH} keys, not ${keys.length}`);
+    checkDeleteBatch(keys);
     const failed = new Map<string, StoreError>();
     // A DeleteObjects body is XML, which cannot carry most control characters (and servers differ
     // on how they read an escaped CR or LF): such keys are deleted one request each.

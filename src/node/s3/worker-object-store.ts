@@ -4,10 +4,17 @@
 // Here it runs beside it: calls are forwarded as messages, results come back with their buffers
 // moved, not copied, and errors keep their StoreError kind. If the worker dies, the calls in flight
 // fail as 'unavailable' and the next call starts a new worker.
-import { Worker } from 'node:worker_threads';
-import type { TransferListItem } from 'node:worker_threads';
-import type { CompletedPart, CopyOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './object-store.js';
-import { StoreError } from './object-store.js';
+import { Worker, type TransferListItem } from 'node:worker_threads';
+import {
+  type CompletedPart,
+  type CopyOptions,
+  type ListOptions,
+  type ListPage,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+  StoreError,
+} from './object-store.js';
 import { errorFromWire, fromWire, toWire, type StoreMethod, type StoreReply, type StoreRequest } from './object-store-wire.js';
 import { describeS3Store, type S3ObjectStoreConfig } from './s3-object-store.js';
 
