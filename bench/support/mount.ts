@@ -6,6 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import type { Teardown } from './teardown.js';
 
 const exec = promisify(execFile);
@@ -37,7 +38,7 @@ export async function startMount(spec: MountSpec, teardown: Teardown): Promise<M
   await fsp.mkdir(spec.mountpoint, { recursive: true });
   const child = spawn(
     process.execPath,
-    [CLI, 'mount', `s3://${spec.bucket}`, spec.mountpoint, '--foreground', '--data-dir', spec.dataDir, ...spec.args],
+    [...NODE_FLAGS, CLI, 'mount', `s3://${spec.bucket}`, spec.mountpoint, '--foreground', '--data-dir', spec.dataDir, ...spec.args],
     { env: { ...process.env, ...spec.env }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const pid = child.pid;

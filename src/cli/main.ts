@@ -1,6 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // The tidefs command line: dispatches subcommands and turns failures into one-line errors and a
-// non-zero exit status.
+// non-zero exit status. The shebang's node flags are NODE_FLAGS (src/cli/node-flags.ts).
 import { UsageError } from './args.js';
 
 // The AWS SDK version is pinned on purpose (later releases need Node 22): its notice about that

@@ -13,6 +13,7 @@ import { s3SettingsFromEnv } from '../node/s3/config.js';
 import { WorkerObjectStore } from '../node/s3/worker-object-store.js';
 import { StoreError } from '../node/s3/object-store.js';
 import { parseArgs, parseBucketUrl, parseDuration, parseSize, UsageError } from './args.js';
+import { NODE_FLAGS } from './node-flags.js';
 
 export const MOUNT_USAGE = `tidefs mount s3://BUCKET[/PREFIX] MOUNTPOINT [options]
 
@@ -191,7 +192,7 @@ async function runInBackground(argv: string[], p: MountPlan): Promise<number> {
   const logFile = path.join(p.node.dataDir, 'tidefs.log');
   const out = fs.openSync(logFile, 'a');
   const start = fs.statSync(logFile).size;
-  const child = spawn(process.execPath, [process.argv[1]!, 'mount', ...argv, '--foreground'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, process.argv[1]!, 'mount', ...argv, '--foreground'], {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
   });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 
 const exec = promisify(execFile);
 export const CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
@@ -45,7 +46,7 @@ export async function startMount(options: MountOptions): Promise<MountHandle> {
   const url = `s3://${options.bucket}${options.prefix ? `/${options.prefix}` : ''}`;
   const child = spawn(
     process.execPath,
-    [CLI, 'mount', url, mountpoint, '--foreground', '--data-dir', dataDir, ...(options.args ?? [])],
+    [...NODE_FLAGS, CLI, 'mount', url, mountpoint, '--foreground', '--data-dir', dataDir, ...(options.args ?? [])],
     { env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
