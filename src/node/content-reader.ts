@@ -9,7 +9,7 @@ import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
 import type { InodeId, InodeRecord, ObjectVersion } from '../inode/types.js';
-import { StoreError, type ObjectStore } from './s3/object-store.js';
+import { StoreError, type ObjectStore, type PartSource } from './s3/object-store.js';
 
 export interface ContentReaderOptions {
   chunkSize: number;
@@ -74,6 +74,27 @@ export class ContentReader {
     const settled = await Promise.allSettled(parts);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
     return out;
+  }
+
+  /**
+   * Where the file's bytes [offset, offset + length) can be copied from server-side: the same range
+   * of its base object, when none of them was written since and all lie below the base's end (no
+   * truncation cut into them). undefined when any of them must come from here.
+   */
+  unchangedBase(ino: InodeId, offset: number, length: number): PartSource | undefined {
+    const rec = this.store.inode(ino);
+    const object = rec?.object;
+    const end = offset + length;
+    if (!rec || !object || length <= 0 || end > Math.min(rec.baseLimit, rec.size, object.size)) return undefined;
+    const size = this.options.chunkSize;
+    for (let chunk = Math.floor(offset / size); chunk * size < end; chunk++) {
+      const ranges = this.store.writtenRanges(ino, chunk);
+      if (!ranges) continue;
+      const from = Math.max(0, offset - chunk * size);
+      const to = Math.min(size, end - chunk * size);
+      for (const segment of splitRange(ranges, from, to)) if (segment.covered) return undefined;
+    }
+    return { key: object.key, etag: object.etag, offset, length };
   }
 
   /** Make sure the base bytes of `chunk` are in the local chunk file (used before uploads too). */

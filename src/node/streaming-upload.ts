@@ -5,6 +5,7 @@
 // start, finish or abort, and records the outcome in the log.
 import type { InodeId } from '../inode/types.js';
 import type { ContentReader } from './content-reader.js';
+import { sendPart } from './part-upload.js';
 import type { CompletedPart, ObjectStore } from './s3/object-store.js';
 
 interface PartState {
@@ -92,9 +93,8 @@ export class StreamingUpload {
     part.stale = false;
     this.parts.set(p, part);
     const run = (async () => {
-      const body = await this.reader.read(this.ino, p * this.partSize, length);
-      const done = await this.objects.uploadPart(this.key, this.uploadId, p + 1, body);
-      part.etag = done.etag;
+      const sent = await sendPart(this.objects, this.reader, this.ino, this, p + 1, p * this.partSize, length);
+      part.etag = sent.part.etag;
     })()
       .catch((err: unknown) => {
         this.failure ??= err;

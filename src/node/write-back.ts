@@ -1,6 +1,7 @@
 // Write-back: makes the bucket catch up with the namespace. For each dirty inode it writes the
-// object at every key the inode maps to (PutObject, multipart upload, or a server-side copy when
-// only the key or the attributes changed), bracketed by BeginFlush / FinishFlush commands so a
+// object at every key the inode maps to (PutObject, multipart upload whose unchanged parts are
+// copied server-side from the previous object, or a whole server-side copy when only the key or
+// the attributes changed), bracketed by BeginFlush / FinishFlush commands so a
 // crash in between is recovered; it deletes objects that tombstones name once nothing needs them.
 // Flushes happen on fsync, a delay after the last close, when dirty data gets old, under cache
 // pressure, and for everything at unmount. One flush per inode and one operation per key at a time.
@@ -13,6 +14,7 @@ import type { ContentReader } from './content-reader.js';
 import type { InodeLog } from './inode-log.js';
 import { toObjectMetadata } from './object-metadata.js';
 import { MAX_DELETE_BATCH, StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+import { sendPart } from './part-upload.js';
 import { StreamingUpload } from './streaming-upload.js';
 
 export interface WriteBackOptions {
@@ -370,9 +372,9 @@ export class WriteBack {
       Array.from({ length: partCount }, (_, i) => i),
       this.options.uploadConcurrency,
       async (i) => {
-        const body = await this.reader.read(ino, i * partSize, partSize);
-        parts[i] = await this.objects.uploadPart(first, uploadId, i + 1, body);
-        uploaded += body.length;
+        const sent = await sendPart(this.objects, this.reader, ino, { key: first, uploadId }, i + 1, i * partSize, Math.min(partSize, size - i * partSize));
+        parts[i] = sent.part;
+        uploaded += sent.bytes;
       },
     );
     const done = await this.objects.completeMultipart(first, uploadId, parts);

@@ -13,6 +13,7 @@ import {
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
+  type PartSource,
   type PutOptions,
   StoreError,
   type StoreErrorKind,
@@ -156,6 +157,17 @@ export class MemoryObjectStore implements ObjectStore {
     const etag = createHash('md5').update(body).digest('hex');
     upload.parts.set(partNumber, { body: Buffer.from(body), etag });
     return { partNumber, etag };
+  }
+
+  async uploadPartCopy(key: string, uploadId: string, partNumber: number, source: PartSource): Promise<CompletedPart> {
+    this.objects();
+    this.upload(key, uploadId);
+    const { offset, length } = source;
+    const object = this.version(source.key, source.etag);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1 || offset + length > object.body.length) {
+      this.fail('invalid', 'InvalidRange', key, `bytes ${offset}+${length} of ${source.key} (${object.body.length} bytes)`);
+    }
+    return this.uploadPart(key, uploadId, partNumber, object.body.subarray(offset, offset + length));
   }
 
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {

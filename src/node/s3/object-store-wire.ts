@@ -15,6 +15,7 @@ export const STORE_METHODS = [
   'put',
   'createMultipart',
   'uploadPart',
+  'uploadPartCopy',
   'completeMultipart',
   'abortMultipart',
   'copy',

@@ -40,6 +40,14 @@ export interface CopyOptions extends PutOptions {
   sourceEtag?: string;
 }
 
+/** Where a part copied server-side comes from: a byte range of one version of an object. */
+export interface PartSource {
+  key: string;
+  etag: string;
+  offset: number;
+  length: number;
+}
+
 export interface CompletedPart {
   partNumber: number;
   etag: string;
@@ -97,6 +105,12 @@ export interface ObjectStore {
   createMultipart(key: string, options?: PutOptions): Promise<string>;
   /** Fails with kind 'not-found' when the upload no longer exists (aborted or completed). */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart>;
+  /**
+   * Makes part `partNumber` of the upload a server-side copy of bytes [offset, offset + length) of
+   * the object at `sourceKey`, which must still be version `sourceEtag` (else kind 'changed'; a
+   * missing source or upload is 'not-found', a range past the source's end 'invalid').
+   */
+  uploadPartCopy(key: string, uploadId: string, partNumber: number, source: PartSource): Promise<CompletedPart>;
   /**
    * Returns the final object's ETag (fetched with HEAD when the server's reply lacks it). Completing
    * an upload that is already complete returns the object's ETag if the object is still that upload's

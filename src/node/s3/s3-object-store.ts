@@ -32,6 +32,7 @@ import {
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
+  type PartSource,
   type PutOptions,
   StoreError,
 } from './object-store.js';
@@ -233,6 +234,34 @@ export class S3ObjectStore implements ObjectStore {
     return { partNumber, etag: unquote(out.ETag) };
   }
 
+  async uploadPartCopy(key: string, uploadId: string, partNumber: number, source: PartSource): Promise<CompletedPart> {
+    const { offset, length } = source;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 1) {
+      this.rejectArgument('UploadPartCopy', key, `source range ${offset}+${length}`);
+    }
+    const out = await this.call('UploadPartCopy', key, () =>
+      this.client.send(
+        new UploadPartCopyCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          CopySource: this.copySource(source.key),
+          CopySourceRange: `bytes=${offset}-${offset + length - 1}`,
+          CopySourceIfMatch: quote(source.etag),
+        }),
+      ),
+    );
+    // Some servers (radosgw among them) ignore x-amz-copy-source-if-match here: check that the
+    // source is still that version now that its bytes are copied.
+    const now = await this.head(source.key);
+    if (now?.etag !== source.etag) {
+      const what = now ? `is now version ${now.etag}` : 'is gone';
+      throw new StoreError(now ? 'changed' : 'not-found', `S3 UploadPartCopy ${this.location(key)}: source ${source.key} ${what}, not ${source.etag}`, key);
+    }
+    return { partNumber, etag: unquote(out.CopyPartResult?.ETag) };
+  }
+
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {
     // S3 refuses parts out of order (InvalidPartOrder); radosgw silently sorts them. Refuse them here
     // so every server behaves the same.
@@ -427,23 +456,9 @@ export class S3ObjectStore implements ObjectStore {
     const uploadId = await this.createMultipart(destKey, options);
     try {
       const parts = await mapConcurrently(partCount, this.copyConcurrency, async (index) => {
-        const partNumber = index + 1;
-        const first = index * partBytes;
-        const last = Math.min(size, first + partBytes) - 1;
-        const out = await this.call('UploadPartCopy', destKey, () =>
-          this.client.send(
-            new UploadPartCopyCommand({
-              Bucket: this.bucket,
-              Key: destKey,
-              UploadId: uploadId,
-              PartNumber: partNumber,
-              CopySource: this.copySource(sourceKey),
-              CopySourceRange: `bytes=${first}-${last}`,
-              CopySourceIfMatch: quote(sourceEtag),
-            }),
-          ),
-        );
-        return { partNumber, etag: unquote(out.CopyPartResult?.ETag) };
+        const offset = index * partBytes;
+        const length = Math.min(size, offset + partBytes) - offset;
+        return this.uploadPartCopy(destKey, uploadId, index + 1, { key: sourceKey, etag: sourceEtag, offset, length });
       });
       return await this.completeMultipart(destKey, uploadId, parts);
     } catch (error) {

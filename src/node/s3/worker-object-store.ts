@@ -12,6 +12,7 @@ import {
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
+  type PartSource,
   type PutOptions,
   StoreError,
 } from './object-store.js';
@@ -77,6 +78,10 @@ export class WorkerObjectStore implements ObjectStore {
 
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart> {
     return this.call('uploadPart', [key, uploadId, partNumber, body]);
+  }
+
+  uploadPartCopy(key: string, uploadId: string, partNumber: number, source: PartSource): Promise<CompletedPart> {
+    return this.call('uploadPartCopy', [key, uploadId, partNumber, source]);
   }
 
   completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<{ etag: string }> {

@@ -267,6 +267,33 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       expect((await store.getRange(`${prefix}big-copy`, 0, data.length)).equals(data)).toBe(true);
     });
 
+    it('copies byte ranges of an object version into upload parts, mixed with uploaded parts', async () => {
+      const prefix = fresh();
+      const data = testBytes(11 * MiB, 15);
+      const source = await store.put(`${prefix}base`, data);
+      const patch = testBytes(5 * MiB, 16);
+      const uploadId = await store.createMultipart(`${prefix}patched`);
+      const parts = [
+        await store.uploadPartCopy(`${prefix}patched`, uploadId, 1, { key: `${prefix}base`, etag: source.etag, offset: 0, length: 5 * MiB }),
+        await store.uploadPart(`${prefix}patched`, uploadId, 2, patch),
+        await store.uploadPartCopy(`${prefix}patched`, uploadId, 3, { key: `${prefix}base`, etag: source.etag, offset: 10 * MiB, length: MiB }),
+      ];
+      expect(parts.map((p) => p.partNumber)).toEqual([1, 2, 3]);
+      await store.completeMultipart(`${prefix}patched`, uploadId, parts);
+      const expected = Buffer.concat([data.subarray(0, 5 * MiB), patch, data.subarray(10 * MiB)]);
+      expect((await store.getRange(`${prefix}patched`, 0, expected.length + 1)).equals(expected)).toBe(true);
+
+      const copyPart = (etag: string, offset: number, length: number, from = `${prefix}base`) =>
+        store.uploadPartCopy(`${prefix}refused`, refused, 1, { key: from, etag, offset, length });
+      const refused = await store.createMultipart(`${prefix}refused`);
+      await expectStoreError(copyPart(source.etag, 10 * MiB, 2 * MiB), 'invalid');
+      await expectStoreError(copyPart(source.etag, 0, MiB, `${prefix}nothing`), 'not-found');
+      const replaced = await store.put(`${prefix}base`, testBytes(11 * MiB, 17));
+      await expectStoreError(copyPart(source.etag, 0, MiB), 'changed');
+      await store.abortMultipart(`${prefix}refused`, refused);
+      await expectStoreError(copyPart(replaced.etag, 0, MiB), 'not-found');
+    });
+
     it('deletes objects; deleting a missing key succeeds', async () => {
       const key = `${fresh()}doomed`;
       await store.put(key, Buffer.from('bye'));
