@@ -77,4 +77,26 @@ describe('write-back of a big file changed in one place', () => {
       await fh.close();
     }
   });
+
+  it('never copies from an object replaced behind its back: those parts are sent from the cache', async () => {
+    const file = path.join(mount.mountpoint, 'replaced.bin');
+    const content = randomBytes(3 * PART);
+    const fh = await fsp.open(file, 'w');
+    try {
+      await fh.write(content, 0, content.length, 0);
+      await fh.sync();
+      // Someone else replaces the object; the mount does not know yet (its metadata TTL is 30 s).
+      await store.put('replaced.bin', randomBytes(3 * PART));
+      const patch = randomBytes(100);
+      patch.copy(content, 2 * PART + 7);
+      const before = proxy.requests.length;
+      await fh.write(patch, 0, patch.length, 2 * PART + 7);
+      await fh.sync();
+      expect(partRequests(before).copies.length, 'copies were tried').toBeGreaterThan(0);
+      const stored = await store.getRange('replaced.bin', 0, content.length + 1);
+      expect(stored.equals(content), 'the object is this file, not a mix with the other version').toBe(true);
+    } finally {
+      await fh.close();
+    }
+  });
 });
