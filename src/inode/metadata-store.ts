@@ -116,7 +116,22 @@ export class MetadataStore {
     }
   }
 
-  /** Inodes whose content lives in an object at `key`. */
+  /** Whether any chunk of the inode has written ranges. */
+  hasDirtyChunks(ino: InodeId): boolean {
+    for (const _ of this.chunks.getKeys({ start: [ino, 0], end: [ino + 1, 0], limit: 1 })) return true;
+    return false;
+  }
+
+  /** Whether any inode's content lives in the object at `key`. */
+  isObjectReferenced(key: string): boolean {
+    // Leaving the loop closes the range. (A generator read once with next() and dropped would keep
+    // its LMDB read transaction, and so a reader slot, until garbage-collected: enough of those and
+    // every read fails with MDB_READERS_FULL.)
+    for (const _ of this.objectReferrers(key)) return true;
+    return false;
+  }
+
+  /** Inodes whose content lives in an object at `key`. Iterate to the end or leave the loop. */
   *objectReferrers(key: string): Generator<InodeId> {
     for (const k of this.objectRefs.getKeys({ start: [key, 0], end: [key + '\u0000', 0] })) {
       if (k[0] === key) yield k[1] as InodeId;

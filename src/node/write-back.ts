@@ -117,7 +117,7 @@ export class WriteBack {
 
   private async startStream(ino: InodeId, rec: InodeRecord, partSize: number): Promise<void> {
     const [key] = this.keys.keysOf(ino, rec.kind);
-    if (key === undefined || this.store.objectReferrers(key).next().done !== true) return;
+    if (key === undefined || this.store.isObjectReferenced(key)) return;
     const uploadId = await this.objects.createMultipart(key, { metadata: toObjectMetadata(rec) });
     await this.log.run({ $case: 'beginFlush', value: { ino, version: rec.version, keys: [key], uploadId } });
     const stream = new StreamingUpload(ino, key, uploadId, partSize, this.objects, this.reader, this.options.uploadConcurrency);
@@ -341,7 +341,7 @@ export class WriteBack {
     const object = rec.object;
     const unchanged =
       object !== undefined &&
-      this.store.dirtyChunks(ino).next().done === true &&
+      !this.store.hasDirtyChunks(ino) &&
       rec.baseLimit === rec.size &&
       object.size === rec.size &&
       !this.pinned.has(ino);
@@ -455,7 +455,7 @@ export class WriteBack {
   private isDeletable(key: string): boolean {
     if (this.store.tombstones.get(key) !== 0) return false;
     if (this.keys.inodeAt(key) !== undefined) return false;
-    return this.store.objectReferrers(key).next().done === true;
+    return !this.store.isObjectReferenced(key);
   }
 
   /** Run `fn` holding the per-key locks of `keys` (acquired in sorted order). */
