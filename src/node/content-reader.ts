@@ -39,6 +39,7 @@ export class ContentReader {
   private readonly recent = new Map<string, Buffer>();
   private recentBytes = 0;
   private readonly sequential = new Map<InodeId, SequentialState>();
+  private readonly pinned = new Set<InodeId>();
   private fetchesInFlight = 0;
 
   constructor(
@@ -86,6 +87,7 @@ export class ContentReader {
     const object = rec?.object;
     const end = offset + length;
     if (!rec || !object || length <= 0 || end > Math.min(rec.baseLimit, rec.size, object.size)) return undefined;
+    if (this.pinned.has(ino)) return undefined; // its base object is being replaced
     const size = this.options.chunkSize;
     for (let chunk = Math.floor(offset / size); chunk * size < end; chunk++) {
       const ranges = this.store.writtenRanges(ino, chunk);
@@ -262,7 +264,26 @@ export class ContentReader {
 
   evictIfNeeded(): void {
     if (this.chunks.usedBytes() <= this.options.cacheHighWatermark) return;
-    this.chunks.evict(this.options.cacheLowWatermark, (ino, chunk) => this.store.writtenRanges(ino, chunk) === undefined);
+    this.chunks.evict(
+      this.options.cacheLowWatermark,
+      (ino, chunk) => !this.pinned.has(ino) && this.store.writtenRanges(ino, chunk) === undefined,
+    );
+  }
+
+  /**
+   * Keep every cached chunk of the inode until unpin(): its base object is about to be overwritten
+   * while the inode still reads from it, so the cache holds the only copy of those bytes.
+   */
+  pin(ino: InodeId): void {
+    this.pinned.add(ino);
+  }
+
+  unpin(ino: InodeId): void {
+    this.pinned.delete(ino);
+  }
+
+  isPinned(ino: InodeId): boolean {
+    return this.pinned.has(ino);
   }
 
   /** Sequential access detection and read-ahead. */

@@ -26,7 +26,8 @@ export async function sendPart(
     try {
       return { part: await objects.uploadPartCopy(upload.key, upload.uploadId, partNumber, source), bytes: length };
     } catch (err) {
-      // The base object changed or went away: upload what the file holds (reading it finds out).
+      // The base object changed or went away, or the server cannot copy parts (501 is 'invalid'):
+      // upload what the file holds (reading it finds out about the first two).
       if (!(err instanceof StoreError && (err.kind === 'changed' || err.kind === 'not-found' || err.kind === 'invalid'))) throw err;
     }
   }

@@ -51,7 +51,6 @@ export class WriteBack {
   private readonly keyLocks = new Map<string, Promise<unknown>>();
   private readonly failures = new Map<InodeId, { count: number; retryAt: number }>();
   /** Inodes whose content was made local because their object's key is about to be overwritten. */
-  private readonly pinned = new Set<InodeId>();
   /** Multipart uploads running while their file is still being written. */
   private readonly streams = new Map<InodeId, StreamingUpload>();
   private timer: NodeJS.Timeout | undefined;
@@ -81,10 +80,6 @@ export class WriteBack {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-  }
-
-  isPinned(ino: InodeId): boolean {
-    return this.pinned.has(ino);
   }
 
   /**
@@ -295,7 +290,7 @@ export class WriteBack {
       const result = await this.writeObjects(ino, current, version, targets);
       await this.log.run({ $case: 'finishFlush', value: { ino, version, keys: targets, etag: result.etag, size: result.size } });
     });
-    this.pinned.delete(ino);
+    this.reader.unpin(ino);
   }
 
   /** Write version `version` of the inode to every key in `targets`; returns the first object's ETag and size. */
@@ -344,7 +339,7 @@ export class WriteBack {
       !this.store.hasDirtyChunks(ino) &&
       rec.baseLimit === rec.size &&
       object.size === rec.size &&
-      !this.pinned.has(ino);
+      !this.reader.isPinned(ino);
     const begin = (uploadId: string) => this.log.run({ $case: 'beginFlush', value: { ino, version, keys: targets, uploadId } });
     await begin('');
     if (unchanged) {
@@ -364,21 +359,27 @@ export class WriteBack {
       return { etag: put.etag, size: body.length };
     }
     const uploadId = await this.objects.createMultipart(first, { metadata });
-    await begin(uploadId);
-    const partCount = Math.ceil(size / partSize);
-    const parts: CompletedPart[] = new Array(partCount);
-    let uploaded = 0;
-    await this.forEachLimited(
-      Array.from({ length: partCount }, (_, i) => i),
-      this.options.uploadConcurrency,
-      async (i) => {
-        const sent = await sendPart(this.objects, this.reader, ino, { key: first, uploadId }, i + 1, i * partSize, Math.min(partSize, size - i * partSize));
-        parts[i] = sent.part;
-        uploaded += sent.bytes;
-      },
-    );
-    const done = await this.objects.completeMultipart(first, uploadId, parts);
-    return { etag: done.etag, size: uploaded };
+    try {
+      await begin(uploadId);
+      const partCount = Math.ceil(size / partSize);
+      const parts: CompletedPart[] = new Array(partCount);
+      let uploaded = 0;
+      await this.forEachLimited(
+        Array.from({ length: partCount }, (_, i) => i),
+        this.options.uploadConcurrency,
+        async (i) => {
+          const sent = await sendPart(this.objects, this.reader, ino, { key: first, uploadId }, i + 1, i * partSize, Math.min(partSize, size - i * partSize));
+          parts[i] = sent.part;
+          uploaded += sent.bytes;
+        },
+      );
+      const done = await this.objects.completeMultipart(first, uploadId, parts);
+      return { etag: done.etag, size: uploaded };
+    } catch (err) {
+      // The failed flush forgets the upload: abort it, or the parts it stored would stay (and cost).
+      await this.objects.abortMultipart(first, uploadId).catch(() => undefined);
+      throw err;
+    }
   }
 
   private partSize(size: number): number {
@@ -397,7 +398,7 @@ export class WriteBack {
       if (other === writer) continue;
       const rec = this.store.inode(other);
       if (!rec?.object || rec.object.key !== key) continue;
-      this.pinned.add(other);
+      this.reader.pin(other);
       const chunks = Math.ceil(Math.min(rec.baseLimit, rec.size) / this.options.chunkSize);
       for (let chunk = 0; chunk < chunks; chunk++) await this.reader.ensureLocal(other, rec, chunk);
     }

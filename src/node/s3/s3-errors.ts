@@ -81,6 +81,8 @@ export function classifyS3Failure(error: unknown): S3Failure {
     if (ACCESS_DENIED_CODES.has(code)) return failure(false, 'access-denied');
     return failure(false, 'unavailable');
   }
+  // A request the server does not implement (501) will not work on a retry either.
+  if (status === 501 || code === 'NotImplemented') return failure(false, 'invalid');
   if (status >= 500 || status === 408 || status === 429 || THROTTLING_CODES.has(code)) {
     return failure(true, 'unavailable');
   }

@@ -41,6 +41,7 @@ describe('classifyS3Failure', () => {
     ['EntityTooSmall', 400, 'invalid'],
     ['InvalidRange', 416, 'invalid'],
     ['PermanentRedirect', 301, 'invalid'],
+    ['NotImplemented', 501, 'invalid'],
   ] as const)('never retries %s (HTTP %i): %s', (name, status, kind) => {
     expect(classifyS3Failure(serviceError(name, status))).toMatchObject({ transient: false, kind, code: name, status });
   });
