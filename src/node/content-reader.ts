@@ -3,7 +3,8 @@
 // ranged GET, shared by concurrent readers, installed into the chunk file), or is a zero (sparse
 // regions, past a truncation). Sequential readers get read-ahead: the next chunks are fetched
 // while the current one is consumed. Keeps the chunk cache under its size limit by evicting clean
-// chunks; never evicts a chunk with written data.
+// chunks; never evicts a chunk with written data, nor those of a pinned inode (whose bytes the
+// cache alone holds). Tells the write-back which byte ranges its base object still holds unchanged.
 import type { ChunkStore } from '../inode/chunk-store.js';
 import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
