@@ -50,7 +50,6 @@ export class WriteBack {
   private readonly flushing = new Map<InodeId, Promise<void>>();
   private readonly keyLocks = new Map<string, Promise<unknown>>();
   private readonly failures = new Map<InodeId, { count: number; retryAt: number }>();
-  /** Inodes whose content was made local because their object's key is about to be overwritten. */
   /** Multipart uploads running while their file is still being written. */
   private readonly streams = new Map<InodeId, StreamingUpload>();
   private timer: NodeJS.Timeout | undefined;
