@@ -11,7 +11,7 @@ import { InodeKind, ROOT_INO, isDirty, type DirEntry, type InodeId, type InodeRe
 import type { ContentReader } from './content-reader.js';
 import type { InodeLog } from './inode-log.js';
 import type { NamespaceLoader } from './namespace-loader.js';
-import { fileTypeBits } from './object-metadata.js';
+import { fileTypeBits, isStoredXattrName } from './object-metadata.js';
 import type { OpenFileTable } from './open-files.js';
 import type { WriteBack } from './write-back.js';
 
@@ -190,18 +190,19 @@ export class Filesystem {
 
   async getxattr(ino: InodeId, name: string): Promise<Buffer> {
     await this.loader.ensureAttributes(ino);
-    const value = this.record(ino).xattrs?.[name];
+    const value = isStoredXattrName(name) ? this.record(ino).xattrs?.[name] : undefined;
     if (value === undefined) throw new FsError('ENODATA', name);
     return Buffer.from(value);
   }
 
   async listxattr(ino: InodeId): Promise<string[]> {
     await this.loader.ensureAttributes(ino);
-    return Object.keys(this.record(ino).xattrs ?? {});
+    return Object.keys(this.record(ino).xattrs ?? {}).filter(isStoredXattrName);
   }
 
   async setxattr(ino: InodeId, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === '' || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'bad attribute name');
+    if (!isStoredXattrName(name)) throw new FsError('ENOTSUP', `${name}: security.* and system.* attributes are not supported`);
     await this.loader.ensureAttributes(ino);
     await this.log.run({ $case: 'setXattr', value: { ino, name, value, flags } });
   }

@@ -2,7 +2,8 @@
 // s3fs and rclone use, so other tools read the same modes, owners and times: `mode` (decimal
 // st_mode including the file type), `uid`, `gid`, `mtime` and `atime` (seconds, fractional).
 // Symlinks are objects whose body is the target and whose mode says S_IFLNK (as s3fs does).
-// Extended attributes travel in one `xattrs` entry (JSON of base64 values).
+// Extended attributes travel in one `xattrs` entry (JSON of base64 values); only the names
+// isStoredXattrName allows are stored or read back.
 import { InodeKind, type InodeRecord } from '../inode/types.js';
 
 export const S_IFMT = 0o170000;
@@ -14,6 +15,17 @@ export function fileTypeBits(kind: InodeKind): number {
   return kind === InodeKind.Dir ? S_IFDIR : kind === InodeKind.Symlink ? S_IFLNK : S_IFREG;
 }
 
+/**
+ * Whether tidefs keeps an extended attribute of this name: every name outside the security.* and
+ * system.* namespaces. The kernel gives those a meaning tidefs does not implement (file
+ * capabilities, SELinux labels, POSIX ACLs): storing them would only pretend to (an ACL nobody
+ * enforces), or let whoever can write object metadata grant capabilities to programs run from the
+ * mount. The FUSE layer answers getxattr for them itself (scripts/patches/fuse-native.patch).
+ */
+export function isStoredXattrName(name: string): boolean {
+  return !name.startsWith('security.') && !name.startsWith('system.');
+}
+
 export function toObjectMetadata(rec: InodeRecord): Record<string, string> {
   const meta: Record<string, string> = {
     mode: String(fileTypeBits(rec.kind) | rec.perm),
@@ -22,10 +34,9 @@ export function toObjectMetadata(rec: InodeRecord): Record<string, string> {
     mtime: (rec.mtime / 1000).toFixed(3),
     atime: (rec.atime / 1000).toFixed(3),
   };
-  if (rec.xattrs && Object.keys(rec.xattrs).length > 0) {
-    meta.xattrs = JSON.stringify(
-      Object.fromEntries(Object.entries(rec.xattrs).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-    );
+  const xattrs = Object.entries(rec.xattrs ?? {}).filter(([k]) => isStoredXattrName(k));
+  if (xattrs.length > 0) {
+    meta.xattrs = JSON.stringify(Object.fromEntries(xattrs.map(([k, v]) => [k, Buffer.from(v).toString('base64')])));
   }
   return meta;
 }
@@ -58,7 +69,9 @@ export function fromObjectMetadata(meta: Record<string, string> | undefined): Pa
   if (m.xattrs) {
     try {
       const parsed = JSON.parse(m.xattrs) as Record<string, unknown>;
-      for (const [k, v] of Object.entries(parsed)) if (typeof v === 'string') xattrs[k] = Buffer.from(v, 'base64');
+      for (const [k, v] of Object.entries(parsed)) {
+        if (typeof v === 'string' && isStoredXattrName(k)) xattrs[k] = Buffer.from(v, 'base64');
+      }
     } catch {
       // Not ours or damaged: ignore rather than fail the lookup.
     }

@@ -93,9 +93,14 @@ const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
  * Opens (creating if needed) an LMDB environment suited to a durability mode. A state machine that
  * wants its data in the same environment as the log opens it with this and passes it to
  * LmdbLogStorage.inEnvironment.
+ *
+ * The map is writable (MDB_WRITEMAP): a commit then only flips the meta page instead of writing
+ * every dirty page with its own pwrite, which made small transactions (a create, an unlink) ~15%
+ * cheaper end to end. Its costs do not apply here: no nested transactions are used (lmdb-js runs a
+ * nested transactionSync inline), and only this process opens the environment (a lock file says so).
  */
 export function openRaftEnvironment(dir: string, durability: Durability, maxDbs = 32): RootDatabase {
-  return open({ path: dir, noSync: durability === 'process', maxDbs });
+  return open({ path: dir, noSync: durability === 'process', maxDbs, useWritemap: true });
 }
 
 export class LmdbLogStorage implements LogStorage {
