@@ -121,7 +121,8 @@ export function fuseOperations(
 
     write: (_path, fd, buf, len, pos, cb) => transfer(fd, cb, (ino) => fs.write(ino, pos, buf.subarray(0, len))),
 
-    flush: (_path, _fd, cb) => cb(0),
+    // No flush: nothing happens at each close(2) of a descriptor (the write-back starts at the last
+    // release), and without a handler libfuse answers it without a round trip to JavaScript.
 
     fsync: (_path, _datasync, fd, cb) => run(cb, async () => fs.fsync(handle(fd))),
 
