@@ -144,16 +144,10 @@ export class ChunkStore {
    * Write a chunk's replacement content ahead (a file in the store's tmp directory, or kept in
    * memory when small enough to live inline) to adoptSync() later.
    */
-  async prepareReplacement(ino: InodeId, chunk: number, pieces: readonly Uint8Array[]): Promise<Replacement> {
-    const length = pieces.reduce((n, piece) => n + piece.length, 0);
-    if (length <= INLINE_LIMIT) return { bytes: Buffer.concat(pieces, length) };
+  async prepareReplacement(ino: InodeId, chunk: number, data: Uint8Array): Promise<Replacement> {
+    if (data.length <= INLINE_LIMIT) return { bytes: data };
     const file = path.join(this.tmpDir, `${name(ino, chunk)}-${++this.replacements}`);
-    const handle = await fs.promises.open(file, 'w', 0o600);
-    try {
-      await writeAll(handle, pieces);
-    } finally {
-      await handle.close();
-    }
+    await fs.promises.writeFile(file, data, { mode: 0o600 });
     return { file };
   }
 
@@ -427,28 +421,6 @@ function writeFully(fd: number, data: Uint8Array, position: number): void {
   let done = 0;
   while (done < data.length) {
     done += fs.writeSync(fd, data, done, data.length - done, position + done);
-  }
-}
-
-/** Writes the pieces one after the other from the start of the file (writev, resumed after a short write). */
-async function writeAll(handle: fs.promises.FileHandle, pieces: readonly Uint8Array[]): Promise<void> {
-  const IOV_MAX = 1024;
-  let position = 0;
-  for (let i = 0; i < pieces.length; ) {
-    const batch = pieces.slice(i, i + IOV_MAX);
-    const want = batch.reduce((n, piece) => n + piece.length, 0);
-    const { bytesWritten } = await handle.writev(batch, position);
-    position += bytesWritten;
-    if (bytesWritten === want) {
-      i += batch.length;
-      continue;
-    }
-    if (bytesWritten === 0) throw new Error(`writing a chunk replacement: no progress at byte ${position}`);
-    // A short write: go on from the first byte not written.
-    let skip = bytesWritten;
-    while (skip >= pieces[i]!.length) skip -= pieces[i++]!.length;
-    pieces = [pieces[i]!.subarray(skip), ...pieces.slice(i + 1)];
-    i = 0;
   }
 }
 

@@ -10,7 +10,6 @@ import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
 import type { InodeId, InodeRecord, ObjectVersion } from '../inode/types.js';
-import { ChunkBytes } from './chunk-bytes.js';
 import { StoreError, type ObjectStore, type PartSource } from './s3/object-store.js';
 
 export interface ContentReaderOptions {
@@ -37,8 +36,8 @@ const SEQUENTIAL_SLACK = 8 * 1024 * 1024;
 const RECENT_BYTES = 256 * 1024 * 1024;
 
 export class ContentReader {
-  private readonly fetches = new Map<string, Promise<ChunkBytes>>();
-  private readonly recent = new Map<string, ChunkBytes>();
+  private readonly fetches = new Map<string, Promise<Buffer>>();
+  private readonly recent = new Map<string, Buffer>();
   private recentBytes = 0;
   private readonly sequential = new Map<InodeId, SequentialState>();
   private readonly pinned = new Set<InodeId>();
@@ -161,7 +160,7 @@ export class ContentReader {
     chunk: number,
     from: number,
     to: number,
-    base: ChunkBytes,
+    base: Buffer,
     out: Buffer,
     outOffset: number,
   ): Promise<void> {
@@ -180,7 +179,7 @@ export class ContentReader {
   }
 
   /** The base bytes of one chunk of `object`, fetched once however many readers want them. */
-  private fetch(ino: InodeId, object: ObjectVersion, chunk: number): Promise<ChunkBytes> {
+  private fetch(ino: InodeId, object: ObjectVersion, chunk: number): Promise<Buffer> {
     const key = fetchKey(ino, chunk, object.etag);
     const fetched = this.recent.get(key);
     if (fetched) return Promise.resolve(fetched);
@@ -192,14 +191,14 @@ export class ContentReader {
     return pending;
   }
 
-  private async download(ino: InodeId, object: ObjectVersion, chunk: number): Promise<ChunkBytes> {
+  private async download(ino: InodeId, object: ObjectVersion, chunk: number): Promise<Buffer> {
     const size = this.options.chunkSize;
     const start = chunk * size;
     const length = Math.max(0, Math.min(size, object.size - start));
     this.fetchesInFlight++;
-    let data: ChunkBytes;
+    let data: Buffer;
     try {
-      data = new ChunkBytes(length === 0 ? [] : await this.objects.getRangePieces(object.key, start, length, object.etag));
+      data = length === 0 ? Buffer.alloc(0) : await this.objects.getRange(object.key, start, length, object.etag);
     } catch (err) {
       if (err instanceof StoreError && (err.kind === 'changed' || err.kind === 'not-found')) {
         this.onObjectVanished(ino, object.etag);
@@ -216,7 +215,7 @@ export class ContentReader {
     return data;
   }
 
-  private remember(key: string, data: ChunkBytes): void {
+  private remember(key: string, data: Buffer): void {
     this.forgetRecent(key);
     this.recent.set(key, data);
     this.recentBytes += data.length;
@@ -238,14 +237,14 @@ export class ContentReader {
    * new file (written in the background, swapped in only if the chunk is still clean), a chunk with
    * written ranges gets the bytes around them.
    */
-  private async install(ino: InodeId, object: ObjectVersion, chunk: number, data: ChunkBytes): Promise<void> {
+  private async install(ino: InodeId, object: ObjectVersion, chunk: number, data: Buffer): Promise<void> {
     const current = (): InodeRecord | undefined => {
       const rec = this.store.inode(ino);
       return rec?.object?.etag === object.etag ? rec : undefined;
     };
     if (!current()) return;
     if (!this.store.writtenRanges(ino, chunk)) {
-      const replacement = await this.chunks.prepareReplacement(ino, chunk, data.pieces);
+      const replacement = await this.chunks.prepareReplacement(ino, chunk, data);
       const rec = current();
       if (rec && !this.store.writtenRanges(ino, chunk) && this.chunks.holds(ino, chunk) !== object.etag) {
         this.chunks.adoptSync(ino, chunk, object.etag, replacement, Math.min(this.baseEnd(rec, chunk), data.length));
@@ -260,7 +259,7 @@ export class ContentReader {
     const baseEnd = Math.min(this.baseEnd(rec, chunk), data.length);
     const gaps: number[] = [];
     for (const seg of splitRange(ranges, 0, baseEnd)) if (!seg.covered) gaps.push(seg.start, seg.end);
-    this.chunks.fillSync(ino, chunk, object.etag, data.joined(), gaps);
+    this.chunks.fillSync(ino, chunk, object.etag, data, gaps);
     this.evictIfNeeded();
   }
 
@@ -324,7 +323,7 @@ export class ContentReader {
 const fetchKey = (ino: InodeId, chunk: number, etag: string): string => `${ino}:${chunk}:${etag}`;
 
 /** Base bytes [from, to) of a chunk: from `base` below both baseEnd and its length, zeros above. */
-function copyBase(base: ChunkBytes, from: number, to: number, baseEnd: number, out: Buffer, outOffset: number): void {
+function copyBase(base: Buffer, from: number, to: number, baseEnd: number, out: Buffer, outOffset: number): void {
   const stop = Math.max(from, Math.min(to, baseEnd, base.length));
   if (stop > from) base.copy(out, outOffset, from, stop);
   if (stop < to) out.fill(0, outOffset + (stop - from), outOffset + (to - from));

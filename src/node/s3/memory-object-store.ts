@@ -128,10 +128,6 @@ export class MemoryObjectStore implements ObjectStore {
     return Buffer.from(object.body.subarray(Math.min(offset, object.body.length), offset + length));
   }
 
-  async getRangePieces(key: string, offset: number, length: number, etag?: string): Promise<Buffer[]> {
-    return [await this.getRange(key, offset, length, etag)];
-  }
-
   async getTail(key: string, length: number, etag?: string): Promise<Buffer> {
     if (!Number.isSafeInteger(length) || length < 0) this.fail('invalid', 'InvalidRange', key, `length ${length}`);
     const object = this.version(key, etag);

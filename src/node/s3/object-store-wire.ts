@@ -11,7 +11,6 @@ export const STORE_METHODS = [
   'head',
   'list',
   'getRange',
-  'getRangePieces',
   'getTail',
   'put',
   'createMultipart',
@@ -43,10 +42,8 @@ export type StoreReply = { id: number; value: unknown } | { id: number; error: W
 /**
  * A value ready for postMessage, with what to transfer: a Buffer travels as a Uint8Array that owns
  * exactly its bytes and is moved, not copied again (the sender's own memory is moved only when
- * `detachable` says the sender is done with it and the buffer spans all of it); pieces (an array of
- * Buffers, from getRangePieces) travel as views of their own memory, moved when `detachable` and
- * that memory is larger than Node's shared pool slabs (which other buffers use too), else copied;
- * a Map (deleteMany's refusals) travels as its entries with errors encoded.
+ * `detachable` says the sender is done with it and the buffer spans all of it); a Map
+ * (deleteMany's refusals) travels as its entries with errors encoded.
  */
 export function toWire(value: unknown, transfer: TransferListItem[], detachable: boolean): unknown {
   if (value instanceof Uint8Array) {
@@ -55,31 +52,13 @@ export function toWire(value: unknown, transfer: TransferListItem[], detachable:
     transfer.push(owned.buffer as ArrayBuffer);
     return owned;
   }
-  if (Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Uint8Array)) {
-    return { wirePieces: piecesToWire(value as Uint8Array[], transfer, detachable) };
-  }
   if (value instanceof Map) return { wireMap: [...value].map(([k, v]) => [k, v instanceof Error ? errorToWire(v) : v]) };
   return value;
-}
-
-function piecesToWire(pieces: Uint8Array[], transfer: TransferListItem[], detachable: boolean): Uint8Array[] {
-  const moved = new Set<ArrayBufferLike>();
-  const out = pieces.map((piece) => {
-    const memory = piece.buffer;
-    if (!detachable || !(memory instanceof ArrayBuffer) || memory.byteLength <= Buffer.poolSize) return new Uint8Array(piece);
-    moved.add(memory);
-    return new Uint8Array(memory, piece.byteOffset, piece.byteLength);
-  });
-  for (const memory of moved) transfer.push(memory as ArrayBuffer);
-  return out;
 }
 
 /** The value toWire encoded, on the receiving side. */
 export function fromWire(value: unknown): unknown {
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (typeof value === 'object' && value !== null && Object.hasOwn(value, 'wirePieces')) {
-    return (value as { wirePieces: Uint8Array[] }).wirePieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-  }
   if (typeof value === 'object' && value !== null && Object.hasOwn(value, 'wireMap')) {
     const entries = (value as { wireMap: Array<[unknown, unknown]> }).wireMap;
     return new Map(entries.map(([k, v]) => [k, isWireError(v) ? errorFromWire(v) : v]));

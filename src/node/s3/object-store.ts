@@ -97,11 +97,6 @@ export interface ObjectStore {
    */
   getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer>;
   /**
-   * getRange's bytes in the pieces they arrived in, in order, not joined into one buffer (a large
-   * range is cheaper to hand on that way). The pieces may be views of larger buffers.
-   */
-  getRangePieces(key: string, offset: number, length: number, etag?: string): Promise<Buffer[]>;
-  /**
    * The last `length` bytes of the object (all of it when it is shorter): an HTTP suffix range, for
    * reading a footer without knowing the size. With `etag`, fails with kind 'changed' like getRange.
    */

@@ -175,19 +175,14 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getRange(key: string, offset: number, length: number, etag?: string): Promise<Buffer> {
-    return joinPieces(await this.getRangePieces(key, offset, length, etag));
-  }
-
-  async getRangePieces(key: string, offset: number, length: number, etag?: string): Promise<Buffer[]> {
     if (!Number.isSafeInteger(offset) || offset < 0) this.rejectArgument('GetObject', key, `offset ${offset}`);
     if (!Number.isSafeInteger(length) || length < 0) this.rejectArgument('GetObject', key, `length ${length}`);
-    if (length === 0) return [await this.noBytesOf(key, etag)];
-    return this.readRange(key, `bytes=${offset}-${offset + length - 1}`, etag);
+    return length === 0 ? this.noBytesOf(key, etag) : this.readRange(key, `bytes=${offset}-${offset + length - 1}`, etag);
   }
 
   async getTail(key: string, length: number, etag?: string): Promise<Buffer> {
     if (!Number.isSafeInteger(length) || length < 0) this.rejectArgument('GetObject', key, `length ${length}`);
-    return length === 0 ? this.noBytesOf(key, etag) : joinPieces(await this.readRange(key, `bytes=-${length}`, etag));
+    return length === 0 ? this.noBytesOf(key, etag) : this.readRange(key, `bytes=-${length}`, etag);
   }
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<{ etag: string }> {
@@ -381,7 +376,7 @@ export class S3ObjectStore implements ObjectStore {
     return this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
-  private async readRange(key: string, range: string, etag: string | undefined): Promise<Buffer[]> {
+  private async readRange(key: string, range: string, etag: string | undefined): Promise<Buffer> {
     const body = await this.call('GetObject', key, async () => {
       const request = this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, IfMatch: etag === undefined ? undefined : quote(etag) }),
@@ -392,7 +387,7 @@ export class S3ObjectStore implements ObjectStore {
     if (body !== undefined) return body;
     // 416: the range starts at or past the end (every range of an empty object does). The server may
     // answer that before it checks If-Match, so the version is checked separately.
-    return [etag === undefined ? Buffer.alloc(0) : await this.noBytesOf(key, etag)];
+    return etag === undefined ? Buffer.alloc(0) : this.noBytesOf(key, etag);
   }
 
   /** An empty read: no range to ask for, but the object must exist (and be version `etag`). */
@@ -516,24 +511,21 @@ async function unlessFailure<T, U>(promise: Promise<T>, accept: (failure: S3Fail
   }
 }
 
-/**
- * Reads the whole body as the pieces the socket delivered (each a view of its own read buffer), not
- * joined: copying 16 MiB into freshly allocated memory costs more in page faults than in copying.
- */
-async function readBody(body: Readable | undefined, contentLength: number | undefined): Promise<Buffer[]> {
-  if (body === undefined) return [Buffer.alloc(0)];
-  const pieces: Buffer[] = [];
-  let received = 0;
-  for await (const chunk of body) {
-    pieces.push(chunk as Buffer);
-    received += (chunk as Buffer).length;
+/** Reads the whole body into one buffer, preallocated when the length is known. */
+async function readBody(body: Readable | undefined, contentLength: number | undefined): Promise<Buffer> {
+  if (body === undefined) return Buffer.alloc(0);
+  if (contentLength === undefined) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
   }
-  if (contentLength !== undefined && received !== contentLength) throw new IncompleteBodyError(contentLength, received);
-  return pieces;
-}
-
-function joinPieces(pieces: Buffer[]): Buffer {
-  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+  const buffer = Buffer.allocUnsafe(contentLength);
+  let filled = 0;
+  for await (const chunk of body) {
+    filled += (chunk as Buffer).copy(buffer, filled);
+  }
+  if (filled !== contentLength) throw new IncompleteBodyError(contentLength, filled);
+  return buffer;
 }
 
 /** S3's ETag of a completed multipart upload: md5 of the parts' binary md5s, then "-<count>". */

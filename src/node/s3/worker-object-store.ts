@@ -64,10 +64,6 @@ export class WorkerObjectStore implements ObjectStore {
     return this.call('getRange', [key, offset, length, etag]);
   }
 
-  getRangePieces(key: string, offset: number, length: number, etag?: string): Promise<Buffer[]> {
-    return this.call('getRangePieces', [key, offset, length, etag]);
-  }
-
   getTail(key: string, length: number, etag?: string): Promise<Buffer> {
     return this.call('getTail', [key, length, etag]);
   }

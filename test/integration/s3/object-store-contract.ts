@@ -101,9 +101,6 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       const data = testBytes(1000, 3);
       await store.put(key, data);
       expect(await store.getRange(key, 0, 1000)).toEqual(data);
-      expect(Buffer.concat(await store.getRangePieces(key, 0, 1000))).toEqual(data);
-      expect(Buffer.concat(await store.getRangePieces(key, 995, 10))).toEqual(data.subarray(995));
-      expect(Buffer.concat(await store.getRangePieces(key, 1000, 10))).toEqual(Buffer.alloc(0));
       expect(await store.getRange(key, 0, 10)).toEqual(data.subarray(0, 10));
       expect(await store.getRange(key, 990, 10)).toEqual(data.subarray(990));
       expect(await store.getRange(key, 995, 10)).toEqual(data.subarray(995));
@@ -119,16 +116,6 @@ export function describeObjectStoreContract(name: string, openBucket: () => Prom
       await expectStoreError(store.getRange(`${key}-missing`, 0, 1), 'not-found');
       await expectStoreError(store.getRange(`${key}-missing`, 0, 0), 'not-found');
       await expectStoreError(store.getTail(`${key}-missing`, 1), 'not-found');
-    });
-
-    it('hands a large range over in pieces that join to exactly its bytes', async () => {
-      const key = `${fresh()}pieces`;
-      const data = testBytes(3 * 1024 * 1024 + 17, 5);
-      const { etag } = await store.put(key, data);
-      const pieces = await store.getRangePieces(key, 1000, data.length, etag);
-      expect(pieces.every((p) => Buffer.isBuffer(p))).toBe(true);
-      expect(Buffer.concat(pieces).equals(data.subarray(1000))).toBe(true);
-      await expectStoreError(store.getRangePieces(key, 0, 1, 'not-its-etag'), 'changed');
     });
 
     it('reads an empty object as empty', async () => {

@@ -76,10 +76,10 @@ describe('ChunkStore', () => {
 
   it('adopts a prepared replacement of either size', async () => {
     const small = Buffer.from('small base bytes');
-    store.adoptSync(INO, 2, 'e-small', await store.prepareReplacement(INO, 2, [small]), small.length);
+    store.adoptSync(INO, 2, 'e-small', await store.prepareReplacement(INO, 2, small), small.length);
     expect((await read(2, 0, small.length)).equals(small)).toBe(true);
     const large = Buffer.alloc(3 * INLINE_LIMIT, 0x5a);
-    store.adoptSync(INO, 2, 'e-large', await store.prepareReplacement(INO, 2, [large]), 2 * INLINE_LIMIT);
+    store.adoptSync(INO, 2, 'e-large', await store.prepareReplacement(INO, 2, large), 2 * INLINE_LIMIT);
     expect(store.holds(INO, 2)).toBe('e-large');
     expect(store.usedBytes()).toBe(2 * INLINE_LIMIT);
     const got = await read(2, 0, 2 * INLINE_LIMIT + 8);
