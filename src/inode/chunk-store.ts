@@ -147,7 +147,12 @@ export class ChunkStore {
   async prepareReplacement(ino: InodeId, chunk: number, data: Uint8Array): Promise<Replacement> {
     if (data.length <= INLINE_LIMIT) return { bytes: data };
     const file = path.join(this.tmpDir, `${name(ino, chunk)}-${++this.replacements}`);
-    await fs.promises.writeFile(file, data, { mode: 0o600 });
+    try {
+      await fs.promises.writeFile(file, data, { mode: 0o600 });
+    } catch (err) {
+      fs.rmSync(file, { force: true }); // a full disk must not also leak the partial file
+      throw err;
+    }
     return { file };
   }
 

@@ -199,6 +199,7 @@ export class ContentReader {
     let data: Buffer;
     try {
       data = length === 0 ? Buffer.alloc(0) : await this.objects.getRange(object.key, start, length, object.etag);
+      if (data.length !== length) throw new StoreError('unavailable', `${object.key}: ${data.length} bytes came for a ${length}-byte range`);
     } catch (err) {
       if (err instanceof StoreError && (err.kind === 'changed' || err.kind === 'not-found')) {
         this.onObjectVanished(ino, object.etag);

@@ -11,7 +11,14 @@ const store = new S3ObjectStore(workerData as S3ObjectStoreConfig);
 const served = new Set<string>(STORE_METHODS);
 
 port.on('message', (request: StoreRequest) => {
-  void serve(request).then(({ reply, transfer }) => port.postMessage(reply, transfer));
+  void serve(request).then(({ reply, transfer }) => {
+    try {
+      port.postMessage(reply, transfer);
+    } catch (error) {
+      // A value that cannot cross (it never should): the caller gets an error, not a dead worker.
+      port.postMessage({ id: request.id, error: errorToWire(new Error(`object store worker: cannot send the reply: ${(error as Error).message}`)) });
+    }
+  });
 });
 
 async function serve({ id, method, args }: StoreRequest): Promise<{ reply: StoreReply; transfer: TransferListItem[] }> {
