@@ -107,7 +107,7 @@ export interface ObjectStore {
   uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<CompletedPart>;
   /**
    * Makes part `partNumber` of the upload a server-side copy of bytes [offset, offset + length) of
-   * the object at `sourceKey`, which must still be version `sourceEtag` (else kind 'changed'; a
+   * the object at `source.key`, which must still be version `source.etag` (else kind 'changed'; a
    * missing source or upload is 'not-found', a range past the source's end 'invalid').
    */
   uploadPartCopy(key: string, uploadId: string, partNumber: number, source: PartSource): Promise<CompletedPart>;
