@@ -100,6 +100,11 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     return result;
   }
 
+  /** Chunk files are written outside the LMDB transactions that record them. */
+  sync(): Promise<void> {
+    return this.chunks.sync();
+  }
+
   async snapshot(): Promise<Uint8Array> {
     await this.chunks.sync();
     const tables: Record<string, Array<[unknown, unknown]>> = {};

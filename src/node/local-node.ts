@@ -54,6 +54,8 @@ interface DataDirIdentity {
 
 const SINGLE_NODE = nodeId(1);
 export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+/** Applied entries the log holds at most (128 MiB of 128 KiB writes). */
+const LOG_ENTRIES_KEPT = 1024;
 
 export class LocalNode {
   private constructor(
@@ -98,6 +100,10 @@ export class LocalNode {
         bootstrap,
         stateMachine: sm,
         durability: config.durability,
+        // Alone in its group, the node compacts behind a snapshot that costs nothing to take
+        // (persistent state machine): frequent compaction keeps the log, and written data held
+        // in it, small.
+        snapshotEvery: LOG_ENTRIES_KEPT,
       });
       raft.on('error', onFatal);
       const log = new InodeLog(raft);

@@ -79,7 +79,10 @@ export interface RaftNodeOptions<Result> {
   timing?: Partial<RaftTiming>;
   /** Take a state machine snapshot (and compact the log) every this many applied entries. Default 10,000. */
   snapshotEvery?: number;
-  /** Entries kept behind a snapshot so slightly lagging followers catch up without one. Default 5,000. */
+  /**
+   * Entries kept behind a snapshot so slightly lagging followers catch up without one. Default
+   * 5,000; none while this node is alone in its group.
+   */
   compactionMargin?: number;
   /** Default deadline of propose(), readBarrier() and membership changes. Default 10,000 ms. */
   defaultTimeoutMs?: number;
@@ -616,11 +619,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
     // storage holds the state, and nobody else will ever ask for it (ensureImage covers joins).
     const alone = conf.learners.length === 0 && conf.voters.length === 1 && conf.voters[0] === this.id;
     const imageless = this.sm.persistent === true && alone;
+    if (imageless && this.storage.durability === 'fsync') await this.sm.sync?.();
     const data = imageless ? new Uint8Array(0) : await this.sm.snapshot();
     if (this.stopped) return;
     this.storage.saveSnapshot({ meta: { index, term: this.storage.term(index), conf }, data });
     this.snapshotHasImage = !imageless;
-    const compactTo = index - this.compactionMargin;
+    // Nobody can lag behind a member alone in its group.
+    const compactTo = index - (alone ? 0 : this.compactionMargin);
     if (compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);
   }
 

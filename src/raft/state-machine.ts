@@ -25,6 +25,12 @@ export interface StateMachine<Result = unknown> {
    * member, and is taken before one is added.
    */
   readonly persistent?: boolean;
+  /**
+   * A persistent state machine whose effects can reach its storage without being flushed (files
+   * written beside the LMDB tables): flush them. Called before the log is compacted behind
+   * appliedIndex() without an image, when the group's durability is 'fsync'.
+   */
+  sync?(): Promise<void>;
   /** Replace the whole state with a snapshot image taken at `index`. */
   restore(data: Uint8Array, index: number): Promise<void>;
 }

@@ -8,8 +8,12 @@
 // 'process' leaves writes in the OS page cache (they survive kill -9, not a power loss) except a
 // hard state that records a vote, which is always flushed before write() resolves.
 //
+// Entry data of INLINE_PAYLOAD_BYTES or more lives in payload segment files beside the environment
+// (PayloadSegments: LMDB handles big values badly once they are freed); LMDB keeps where it is.
+//
 // This module never decides what to write: the driver tells it (from a Ready); it only refuses writes
 // that would break the log's shape (gaps, compaction past the snapshot).
+import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import {
   CompactedError,
@@ -22,7 +26,8 @@ import {
   type Snapshot,
   type SnapshotMeta,
 } from '../types.js';
-import { decodeEntryValue, encodeEntryValue, termOfEntryValue } from './entry-codec.js';
+import { decodeEntryValue, encodeEntryRef, encodeEntryValue, payloadRefOf, termOfEntryValue } from './entry-codec.js';
+import { PayloadSegments, type PayloadRef } from './payload-segments.js';
 import { RecentEntries } from './recent-entries.js';
 
 export type Durability = 'fsync' | 'process';
@@ -49,6 +54,8 @@ export interface LogWrite {
 
 export interface StorageOptions {
   durability: Durability;
+  /** Size at which a payload segment file is finished and the next one begun (default 64 MiB). */
+  segmentBytes?: number;
 }
 
 export interface SharedStorageOptions extends StorageOptions {
@@ -64,6 +71,8 @@ interface LogStart {
 
 /** lmdb-js keeps these on the root database but does not declare them. */
 interface EnvironmentFlags {
+  /** The environment's directory. */
+  path: string;
   noSync?: boolean;
   overlappingSync?: boolean;
   sync(callback: (error?: Error) => void): void;
@@ -85,6 +94,10 @@ function asBuffer(bytes: Uint8Array): Buffer {
 /** The newest entries stay readable from memory (they are read again to send and to apply). */
 const RECENT_ENTRIES = 8_192;
 const RECENT_BYTES = 16 * 1024 * 1024;
+
+/** Entry data this big goes to a payload segment (LMDB starts overflow pages at about 2 KiB). */
+export const INLINE_PAYLOAD_BYTES = 1024;
+const SEGMENT_BYTES = 64 * 1024 * 1024;
 
 const EMPTY_CONF: ConfState = { voters: [], learners: [], addresses: {} };
 const EMPTY_HARD_STATE: HardState = { term: 0, vote: NO_NODE, commit: 0 };
@@ -115,11 +128,12 @@ export class LmdbLogStorage implements LogStorage {
   private start: LogStart;
   private last: number;
   private readonly recent = new RecentEntries(RECENT_ENTRIES, RECENT_BYTES);
+  private readonly payloads: PayloadSegments;
   private closed = false;
 
   /** A storage with an environment of its own in `dir`. close() closes the environment. */
   static open(dir: string, options: StorageOptions): LmdbLogStorage {
-    return new LmdbLogStorage(openRaftEnvironment(dir, options.durability), true, options.durability, 'raft');
+    return new LmdbLogStorage(openRaftEnvironment(dir, options.durability), true, options, 'raft');
   }
 
   /**
@@ -127,15 +141,19 @@ export class LmdbLogStorage implements LogStorage {
    * maxDbs for its own databases plus three). close() leaves the environment open.
    */
   static inEnvironment(env: RootDatabase, options: SharedStorageOptions): LmdbLogStorage {
-    return new LmdbLogStorage(env, false, options.durability, options.prefix ?? 'raft');
+    return new LmdbLogStorage(env, false, options, options.prefix ?? 'raft');
   }
+
+  readonly durability: Durability;
 
   private constructor(
     private readonly env: RootDatabase,
     private readonly ownsEnv: boolean,
-    readonly durability: Durability,
+    options: StorageOptions,
     prefix: string,
   ) {
+    const durability = options.durability;
+    this.durability = durability;
     this.flags = env as unknown as EnvironmentFlags;
     if (durability === 'fsync' && this.flags.noSync) {
       throw new LogStorageError("'fsync' durability needs an environment opened without noSync");
@@ -155,8 +173,14 @@ export class LmdbLogStorage implements LogStorage {
     };
     this.start = (this.meta.get(LOG_START_KEY) as LogStart | undefined) ?? { index: 0, term: 0 };
     let last = this.start.index;
-    for (const key of this.log.getKeys({ reverse: true, limit: 1 })) last = key;
+    const live = new Map<number, number>();
+    for (const { key, value } of this.log.getRange({})) {
+      last = key;
+      const ref = payloadRefOf(value);
+      if (ref) live.set(ref.segment, key);
+    }
     this.last = last;
+    this.payloads = new PayloadSegments(path.join(this.flags.path, `${prefix}.payloads`), options.segmentBytes ?? SEGMENT_BYTES, live);
   }
 
   // ---- LogStorage (the core's synchronous view) ----
@@ -173,7 +197,7 @@ export class LmdbLogStorage implements LogStorage {
     const result: Entry[] = [];
     let bytes = 0;
     for (const { key, value } of this.log.getRange({ start: lo, end: hi })) {
-      const entry = decodeEntryValue(key, value);
+      const entry = decodeEntryValue(key, value, (ref) => this.readPayload(key, ref));
       bytes += entry.data.byteLength;
       if (result.length > 0 && bytes > maxBytes) break;
       result.push(entry);
@@ -236,7 +260,15 @@ export class LmdbLogStorage implements LogStorage {
     let last = this.last;
     let meta = this.snapshotMetaValue;
     let keepsSuffix = false;
-    let fresh: Entry[] = [];
+    // A snapshot moves the start of the log to its index; entries at or below it are not kept.
+    const fresh = entries?.filter((entry) => entry.index > (snapshot ? snapshot.meta.index : start.index)) ?? [];
+    const stored = fresh.map((entry) => this.storedValue(entry));
+    const modeWantsSync = this.durability === 'fsync' && (update.mustSync ?? true);
+    // Payloads must be on the disk before LMDB says where they are.
+    if (modeWantsSync) {
+      await this.payloads.sync();
+      this.assertOpen();
+    }
     this.env.transactionSync(() => {
       if (snapshot) {
         const { index, term } = snapshot.meta;
@@ -249,11 +281,10 @@ export class LmdbLogStorage implements LogStorage {
         this.meta.putSync(LOG_START_KEY, start);
         this.snapshotData.putSync(SNAPSHOT_DATA_KEY, asBuffer(snapshot.data));
       }
-      fresh = entries?.filter((entry) => entry.index > start.index) ?? [];
       if (fresh.length > 0) {
         const first = fresh[0]!.index;
         if (first > last + 1) throw new LogStorageError(`append at ${first} leaves a gap after ${last}`);
-        for (const entry of fresh) this.log.putSync(entry.index, encodeEntryValue(entry));
+        fresh.forEach((entry, k) => this.log.putSync(entry.index, stored[k]!));
         const newLast = fresh[fresh.length - 1]!.index;
         this.removeEntries(newLast + 1, last);
         last = newLast;
@@ -266,13 +297,13 @@ export class LmdbLogStorage implements LogStorage {
     if (hardState) this.hardStateValue = { ...hardState };
     if (snapshot && keepsSuffix) this.recent.forgetThrough(snapshot.meta.index);
     else if (snapshot) this.recent.clear();
+    if (snapshot) this.payloads.dropThrough(start.index);
     this.recent.written(fresh);
 
     const recordsNewVote =
       hardState !== undefined &&
       hardState.vote !== NO_NODE &&
       (hardState.term !== this.flushedVote.term || hardState.vote !== this.flushedVote.vote);
-    const modeWantsSync = this.durability === 'fsync' && (update.mustSync ?? true);
     if (recordsNewVote || modeWantsSync) await this.sync();
     if (hardState) this.flushedVote = { term: hardState.term, vote: hardState.vote };
   }
@@ -326,26 +357,42 @@ export class LmdbLogStorage implements LogStorage {
     }, this.commitFlags);
     this.start = start;
     this.recent.forgetThrough(index);
+    this.payloads.dropThrough(index);
   }
 
   /** Forces everything written so far to the disk. */
-  sync(): Promise<void> {
+  async sync(): Promise<void> {
     this.assertOpen();
+    await this.payloads.sync();
     if (this.flags.noSync) {
-      return new Promise((resolve, reject) => this.flags.sync((error) => (error ? reject(error) : resolve())));
+      await new Promise<void>((resolve, reject) => this.flags.sync((error) => (error ? reject(error) : resolve())));
+    } else {
+      await this.env.flushed;
     }
-    return this.env.flushed.then(() => undefined);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.payloads.close();
     if (this.ownsEnv) await this.env.close();
   }
 
   private storedTerm(i: number): number | undefined {
     const value = this.log.getBinaryFast(i);
     return value === undefined ? undefined : termOfEntryValue(value);
+  }
+
+  /** The LMDB value for `entry`, its data appended to a payload segment if big. */
+  private storedValue(entry: Entry): Buffer {
+    if (entry.data.byteLength < INLINE_PAYLOAD_BYTES) return encodeEntryValue(entry);
+    return encodeEntryRef(entry, this.payloads.append(entry.index, entry.data));
+  }
+
+  private readPayload(index: number, ref: PayloadRef): Buffer {
+    const data = this.payloads.read(ref);
+    if (!data) throw new LogStorageError(`the data of entry ${index} is missing from payload segment ${ref.segment}`);
+    return data;
   }
 
   private removeEntries(from: number, to: number): void {

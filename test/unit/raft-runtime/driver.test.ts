@@ -53,7 +53,13 @@ class PersistentListMachine implements StateMachine<number> {
   items: string[] = [];
   images = 0;
   restores = 0;
+  /** appliedIndex() at each sync(). */
+  syncedAt: number[] = [];
   private lastApplied = 0;
+
+  async sync(): Promise<void> {
+    this.syncedAt.push(this.lastApplied);
+  }
 
   apply(entry: Entry): number {
     if (entry.index <= this.lastApplied) throw new Error(`entry ${entry.index} applied twice`);
@@ -177,7 +183,8 @@ describe('RaftNode, single node', () => {
     for (let i = 0; i < 300; i++) await node.propose(encode(`s${i}`));
     const status = node.status();
     expect(status.snapshotIndex).toBeGreaterThanOrEqual(status.appliedIndex - 50);
-    expect(status.firstIndex).toBe(status.snapshotIndex - 10 + 1);
+    // Alone in its group, nobody lags: no margin is kept behind the snapshot.
+    expect(status.firstIndex).toBe(status.snapshotIndex + 1);
     await node.close();
 
     const fresh = new ListMachine();
@@ -194,7 +201,7 @@ describe('RaftNode, single node', () => {
     for (let i = 0; i < 300; i++) await node.propose(encode(`p${i}`));
     const status = node.status();
     expect(status.snapshotIndex).toBeGreaterThanOrEqual(status.appliedIndex - 50);
-    expect(status.firstIndex).toBe(status.snapshotIndex - 10 + 1);
+    expect(status.firstIndex).toBe(status.snapshotIndex + 1);
     expect(sm.images).toBe(0);
     await node.close();
 
@@ -204,6 +211,19 @@ describe('RaftNode, single node', () => {
     expect(sm.items.at(-1)).toBe('tail');
     await again.addLearner(nodeId(2), '127.0.0.1:1');
     expect(sm.images).toBe(1);
+    // 'process' durability: what the state machine wrote survives a killed process unflushed.
+    expect(sm.syncedAt).toEqual([]);
+  });
+
+  it("flushes a persistent state machine before compacting behind it in 'fsync' mode", async () => {
+    const sm = new PersistentListMachine();
+    const node = await open({ id: nodeId(1), storage: { dir: await tempDir() }, bootstrap: single(), stateMachine: sm, durability: 'fsync', snapshotEvery: 50 });
+    for (let i = 0; i < 120; i++) await node.propose(encode(`f${i}`));
+    const { snapshotIndex, firstIndex } = node.status();
+    expect(sm.syncedAt.length).toBeGreaterThanOrEqual(2);
+    // The log only lost entries whose effects had been flushed.
+    expect(sm.syncedAt.at(-1)).toBe(snapshotIndex);
+    expect(firstIndex).toBe(snapshotIndex + 1);
   });
 
   it('rejects what is pending and everything after close with ClosedError', async () => {
@@ -340,6 +360,12 @@ describe('RaftNode, three nodes over gRPC', () => {
     expect(joinerSm.restores.length).toBeGreaterThan(0);
     expect(joinerSm.items).toHaveLength(61);
     expect(node1.status().conf.voters).toEqual([1, 2]);
+    // With a follower, compaction keeps the margin behind each snapshot.
+    const snapshotAtJoin = node1.status().snapshotIndex;
+    for (let i = 0; i < 25; i++) await node1.propose(encode(`two${i}`));
+    const withFollower = node1.status();
+    expect(withFollower.snapshotIndex).toBeGreaterThan(snapshotAtJoin);
+    expect(withFollower.firstIndex).toBe(withFollower.snapshotIndex - 5 + 1);
 
     // A learner joins, then is removed: it learns of its removal and stops.
     const third = await boundServer();

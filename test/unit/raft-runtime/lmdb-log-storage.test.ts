@@ -1,14 +1,16 @@
 // LmdbLogStorage: what the core reads back after the driver's writes, across reopen, truncation,
 // snapshots and compaction, plus the durability rules and the shared-environment mode.
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { RootDatabase } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   LmdbLogStorage,
   LogStorageError,
   openRaftEnvironment,
 } from '../../../src/raft/storage/lmdb-log-storage.js';
+import { PayloadSegments } from '../../../src/raft/storage/payload-segments.js';
 import { CompactedError, EntryType, UnavailableError, nodeId, type Entry, type Snapshot } from '../../../src/raft/types.js';
 
 function entry(index: number, term: number, text = `e${index}`): Entry {
@@ -196,6 +198,73 @@ describe('LmdbLogStorage', () => {
     // 200 MB went through the log; the file must stay near the live size, not grow with the load.
     expect(finalSize).toBeLessThan(32 * 1024 * 1024);
     expect(finalSize).toBeLessThanOrEqual(sizeAfterWarmup * 1.5);
+  });
+
+  it('keeps big entry data in payload segments: across a reopen, through compaction, and deletes what compaction passed', async () => {
+    await storage.close();
+    const reopen = async (): Promise<void> => {
+      await storage.close();
+      storage = LmdbLogStorage.open(dir, { durability: 'process', segmentBytes: 8192 });
+    };
+    await reopen();
+    const big = (index: number, term = 1): Entry => ({ index, term, type: EntryType.Normal, data: new Uint8Array(3000).fill(index) });
+    const payloadsDir = path.join(dir, 'raft.payloads');
+    // 2 big entries per 8 KiB segment, small ones in LMDB.
+    await storage.append([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((i) => (i % 2 === 0 ? entry(i, 1) : big(i))));
+    expect(await readdir(payloadsDir)).toHaveLength(3);
+    await reopen();
+    const bytesOf = (e: Entry): number | string => (e.data.byteLength === 3000 ? e.data[1]! : text(e));
+    expect(storage.entries(1, 11).map(bytesOf)).toEqual([1, 'e2', 3, 'e4', 5, 'e6', 7, 'e8', 9, 'e10']);
+
+    // After the reopen the store still knows which entries each segment holds: [1, 3] [5, 7] [9].
+    storage.saveSnapshot({ meta: { index: 7, term: 1, conf }, data: new Uint8Array() });
+    storage.compact(5);
+    expect(storage.entries(6, 11).map(bytesOf)).toEqual(['e6', 7, 'e8', 9, 'e10']);
+    await vi.waitFor(async () => expect(await readdir(payloadsDir)).toEqual(['seg-0000000002', 'seg-0000000003']));
+    storage.compact(7);
+    await vi.waitFor(async () => expect(await readdir(payloadsDir)).toEqual(['seg-0000000003']));
+
+    // A conflicting suffix is replaced; a reopen drops the segment nothing points into any more.
+    await storage.append([big(9, 2), big(10, 2)]);
+    await storage.append([entry(10, 3)]);
+    expect(await readdir(payloadsDir)).toEqual(['seg-0000000003', 'seg-0000000004']);
+    await reopen();
+    expect(storage.entries(8, 11).map(bytesOf)).toEqual(['e8', 9, 'e10']);
+    expect(storage.term(9)).toBe(2);
+    expect(await readdir(payloadsDir)).toEqual(['seg-0000000004']);
+  });
+
+  it('says which entry lost its data when a payload segment is damaged', async () => {
+    await storage.append([{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(5000) }]);
+    await storage.close();
+    await truncate(path.join(dir, 'raft.payloads', 'seg-0000000001'), 100);
+    storage = LmdbLogStorage.open(dir, { durability: 'process' });
+    expect(() => storage.entries(1, 2)).toThrow(/entry 1 is missing from payload segment 1/);
+  });
+
+  it("puts payloads on the disk before the entries that point to them in 'fsync' mode", async () => {
+    await storage.close();
+    storage = LmdbLogStorage.open(dir, { durability: 'fsync' });
+    const order: string[] = [];
+    const env = (storage as unknown as { env: RootDatabase }).env;
+    const commit = env.transactionSync.bind(env);
+    vi.spyOn(env, 'transactionSync').mockImplementation((action, flags) => {
+      order.push('entries committed');
+      return commit(action, flags);
+    });
+    const syncPayloads = PayloadSegments.prototype.sync;
+    vi.spyOn(PayloadSegments.prototype, 'sync').mockImplementation(function (this: PayloadSegments) {
+      order.push('payloads synced');
+      return syncPayloads.call(this);
+    });
+    try {
+      await storage.write({ entries: [{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(4000) }] });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    // The second sync is the flush of the whole write (LMDB's own commit included).
+    expect(order).toEqual(['payloads synced', 'entries committed', 'payloads synced']);
+    expect(storage.entries(1, 2)[0]!.data.byteLength).toBe(4000);
   });
 
   it("flushes a new vote in 'process' mode, and only a new vote", async () => {

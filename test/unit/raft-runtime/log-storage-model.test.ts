@@ -1,13 +1,13 @@
 // Random operation sequences against a plain-array model of the log: the in-memory tail cache on
 // its own (small limits, so eviction happens), and LmdbLogStorage both live (answers partly from
-// the cache) and after a reopen (answers from LMDB only). fast-check prints the seed and the
+// the cache) and after a reopen (answers from LMDB and the payload segments only). fast-check prints the seed and the
 // shrunk sequence of a failure, so any failure can be replayed.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LmdbLogStorage } from '../../../src/raft/storage/lmdb-log-storage.js';
+import { INLINE_PAYLOAD_BYTES, LmdbLogStorage } from '../../../src/raft/storage/lmdb-log-storage.js';
 import { RecentEntries } from '../../../src/raft/storage/recent-entries.js';
 import { EntryType, nodeId, type Entry } from '../../../src/raft/types.js';
 
@@ -15,13 +15,15 @@ type Op =
   | { kind: 'append'; overlap: number; count: number; bumpTerm: boolean }
   | { kind: 'saveSnapshot'; back: number }
   | { kind: 'compact'; back: number }
-  | { kind: 'snapshotAhead'; ahead: number };
+  | { kind: 'snapshotAhead'; ahead: number }
+  | { kind: 'reopen' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('append' as const), overlap: fc.nat(6), count: fc.integer({ min: 1, max: 40 }), bumpTerm: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('saveSnapshot' as const), back: fc.nat(10) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const), back: fc.nat(10) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('snapshotAhead' as const), ahead: fc.integer({ min: 1, max: 5 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('reopen' as const) }) },
 );
 
 /** The log as a plain array: entries after `start` (index start+1 first). */
@@ -50,9 +52,14 @@ function makeEntries(first: number, count: number, term: number): Entry[] {
     index: first + k,
     term,
     type: k % 7 === 3 ? EntryType.ConfChange : EntryType.Normal,
-    data: new TextEncoder().encode(`${first + k}@${term}`.repeat((first + k) % 3)),
+    // Every fifth entry is big enough to live in a payload segment.
+    data: new TextEncoder().encode(`${first + k}@${term}`.repeat((first + k) % 5 === 4 ? 400 : (first + k) % 3)),
   }));
 }
+
+const isBig = (e: Entry): boolean => e.data.byteLength >= INLINE_PAYLOAD_BYTES;
+// Small segments: a few payloads each, so rotation and whole-segment deletion happen.
+const SEGMENT_BYTES = 4096;
 
 const view = (e: Entry): [number, number, EntryType, string] => [e.index, e.term, e.type, new TextDecoder().decode(e.data)];
 const conf = { voters: [nodeId(1)], learners: [], addresses: {} };
@@ -75,6 +82,8 @@ describe('log storage against a model', () => {
             model.entries = model.entries.slice(to - model.start.index);
             model.start = { index: to, term: 0 };
             recent.forgetThrough(to);
+          } else if (op.kind === 'reopen') {
+            continue;
           } else {
             model.start = { index: model.last() + op.ahead, term: model.term };
             model.entries = [];
@@ -95,7 +104,7 @@ describe('log storage against a model', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => {
         const dir = await mkdtemp(path.join(tmpdir(), 'tidefs-raft-model-'));
-        let storage = LmdbLogStorage.open(dir, { durability: 'process' });
+        let storage = LmdbLogStorage.open(dir, { durability: 'process', segmentBytes: SEGMENT_BYTES });
         const model = new ModelLog();
         const check = (s: LmdbLogStorage): void => {
           expect(s.firstIndex()).toBe(model.start.index + 1);
@@ -107,6 +116,10 @@ describe('log storage against a model', () => {
             expect(s.entries(mid, model.last() + 1).map(view)).toEqual(model.entries.slice(mid - model.start.index - 1).map(view));
           }
         };
+        const reopen = async (): Promise<void> => {
+          await storage.close();
+          storage = LmdbLogStorage.open(dir, { durability: 'process', segmentBytes: SEGMENT_BYTES });
+        };
         try {
           for (const op of ops) {
             if (op.kind === 'append') {
@@ -115,6 +128,8 @@ describe('log storage against a model', () => {
               const fresh = makeEntries(first, op.count, model.term);
               await storage.append(fresh);
               model.append(fresh);
+            } else if (op.kind === 'reopen') {
+              await reopen();
             } else if (op.kind === 'saveSnapshot') {
               const at = model.last() - op.back;
               if (at <= Math.max(model.start.index, model.snapshotIndex)) continue;
@@ -136,9 +151,11 @@ describe('log storage against a model', () => {
             }
             check(storage);
           }
-          await storage.close();
-          storage = LmdbLogStorage.open(dir, { durability: 'process' });
+          await reopen();
           check(storage);
+          // Reopened, only segments that live entries point into are left.
+          const segments = (await readdir(path.join(dir, 'raft.payloads'))).length;
+          expect(segments).toBeLessThanOrEqual(model.entries.filter(isBig).length);
         } finally {
           await storage.close();
           await rm(dir, { recursive: true, force: true });
