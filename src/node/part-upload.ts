@@ -3,7 +3,7 @@
 // the bytes read through the ContentReader (fetching what the cache lacks) and uploaded.
 import type { InodeId } from '../inode/types.js';
 import type { ContentReader } from './content-reader.js';
-import { StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+import { StoreError, handOver, type CompletedPart, type ObjectStore } from './s3/object-store.js';
 
 export interface SentPart {
   part: CompletedPart;
@@ -32,5 +32,6 @@ export async function sendPart(
     }
   }
   const body = await reader.read(ino, offset, length);
-  return { part: await objects.uploadPart(upload.key, upload.uploadId, partNumber, body), bytes: body.length };
+  const bytes = body.length;
+  return { part: await objects.uploadPart(upload.key, upload.uploadId, partNumber, handOver(body)), bytes };
 }

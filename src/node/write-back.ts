@@ -13,7 +13,7 @@ import { InodeKind, isDirty, type InodeId, type InodeRecord } from '../inode/typ
 import type { ContentReader } from './content-reader.js';
 import type { InodeLog } from './inode-log.js';
 import { toObjectMetadata } from './object-metadata.js';
-import { MAX_DELETE_BATCH, StoreError, type CompletedPart, type ObjectStore } from './s3/object-store.js';
+import { MAX_DELETE_BATCH, StoreError, handOver, type CompletedPart, type ObjectStore } from './s3/object-store.js';
 import { sendPart } from './part-upload.js';
 import { StreamingUpload } from './streaming-upload.js';
 
@@ -354,8 +354,9 @@ export class WriteBack {
     const partSize = this.partSize(size);
     if (size <= partSize) {
       const body = await this.reader.read(ino, 0, size);
-      const put = await this.objects.put(first, body, { metadata });
-      return { etag: put.etag, size: body.length };
+      const bytes = body.length;
+      const put = await this.objects.put(first, handOver(body), { metadata });
+      return { etag: put.etag, size: bytes };
     }
     const uploadId = await this.objects.createMultipart(first, { metadata });
     try {

@@ -3,6 +3,21 @@
 // prefix is already applied). Implementations retry transient faults themselves and surface only
 // StoreError, so callers map failures to errno in one place.
 
+const handedOver = new WeakSet<Uint8Array>();
+
+/**
+ * Says the caller will never touch `body` again, so a store may take its memory rather than copy
+ * it (WorkerObjectStore moves it to its worker thread). Returns `body`.
+ */
+export function handOver(body: Buffer): Buffer {
+  handedOver.add(body);
+  return body;
+}
+
+export function isHandedOver(value: unknown): boolean {
+  return value instanceof Uint8Array && handedOver.has(value);
+}
+
 export interface ObjectInfo {
   key: string;
   size: number;

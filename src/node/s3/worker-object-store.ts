@@ -15,6 +15,7 @@ import {
   type PartSource,
   type PutOptions,
   StoreError,
+  isHandedOver,
 } from './object-store.js';
 import { errorFromWire, fromWire, toWire, type StoreMethod, type StoreReply, type StoreRequest } from './object-store-wire.js';
 import { describeS3Store, type S3ObjectStoreConfig } from './s3-object-store.js';
@@ -118,7 +119,7 @@ export class WorkerObjectStore implements ObjectStore {
     const worker = this.worker ?? this.startWorker();
     const id = this.nextId++;
     const transfer: TransferListItem[] = [];
-    const request: StoreRequest = { id, method, args: args.map((arg) => toWire(arg, transfer, false)) };
+    const request: StoreRequest = { id, method, args: args.map((arg) => toWire(arg, transfer, isHandedOver(arg))) };
     return new Promise<T>((resolve, reject) => {
       try {
         worker.postMessage(request, transfer);

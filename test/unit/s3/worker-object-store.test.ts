@@ -1,9 +1,9 @@
 // WorkerObjectStore's own behaviour, with stand-in workers (test/fixtures/store-workers): values and
-// errors survive the trip between threads, the caller's buffers are never taken from it, and a
-// worker that dies fails the calls in flight without taking the store down. The contract suite runs
-// it against the real S3 server.
+// errors survive the trip between threads, the caller's buffers are never taken from it unless
+// handed over, and a worker that dies fails the calls in flight without taking the store down. The
+// contract suite runs it against the real S3 server.
 import { afterEach, describe, expect, it } from 'vitest';
-import { StoreError } from '../../../src/node/s3/object-store.js';
+import { StoreError, handOver } from '../../../src/node/s3/object-store.js';
 import { WorkerObjectStore } from '../../../src/node/s3/worker-object-store.js';
 
 const config = { bucket: 'b', region: 'us-east-1', endpoint: 'http://127.0.0.1:1' };
@@ -36,6 +36,20 @@ describe('WorkerObjectStore', () => {
       expect(body.equals(before)).toBe(true);
     }
     expect(backing.length).toBe(3 * 1024 * 1024);
+  });
+
+  it('moves a handed-over body to the worker instead of copying it, unless it is a view into a bigger buffer', async () => {
+    const store = open('echo');
+    const body = Buffer.alloc(2 * 1024 * 1024, 5);
+    const echoed = (await store.put('k', handOver(body))) as unknown as Buffer;
+    expect(echoed.equals(Buffer.alloc(2 * 1024 * 1024, 5))).toBe(true);
+    expect(body.buffer.byteLength).toBe(0);
+
+    const backing = Buffer.alloc(2 * 1024 * 1024, 6);
+    const view = backing.subarray(0, 1024 * 1024);
+    await store.put('k', handOver(view));
+    expect(backing.buffer.byteLength).toBe(2 * 1024 * 1024);
+    expect(view.equals(Buffer.alloc(1024 * 1024, 6))).toBe(true);
   });
 
   it('keeps the kind and key of StoreErrors, inside deleteMany\'s answer too', async () => {
