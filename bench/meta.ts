@@ -8,20 +8,15 @@
 //   npm run bench -- meta [--json]
 //   env: TIDEFS_BENCH_RUNS (3), TIDEFS_BENCH_FILES (2000), TIDEFS_BENCH_MOUNT_ARGS ('')
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { median, round, runChild, timed } from './support/measure.js';
-import type { MetaPhases } from './support/meta-worker.js';
+import { median, round, timed } from './support/measure.js';
+import { metaPhases, PHASES, type PhaseTimes } from './support/meta-run.js';
 import { progress, report, startRun, summaryLine } from './support/report.js';
 import { listKeys } from './support/s3.js';
 import { withBenchSession, type BenchSession } from './support/session.js';
 import type { BenchArgs } from './main.js';
 
 const FILE_BYTES = 4096;
-const WORKER = fileURLToPath(new URL('./support/meta-worker.js', import.meta.url));
 const TARGETS = { metaVsLocal: 3 };
-const PHASES = ['create', 'stat', 'ls', 'unlink'] as const;
-
-type PhaseTimes = Record<(typeof PHASES)[number] | 'total', number>;
 
 interface MetaRun {
   tidefs: PhaseTimes;
@@ -32,21 +27,15 @@ interface MetaRun {
   leftover: string[];
 }
 
-async function phasesIn(dir: string, files: number): Promise<PhaseTimes> {
-  const { stdout } = await runChild(process.execPath, [WORKER, dir, String(files), String(FILE_BYTES)]);
-  const p = JSON.parse(stdout) as MetaPhases;
-  return { create: p.createMs, stat: p.statMs, ls: p.lsMs, unlink: p.unlinkMs, total: p.createMs + p.statMs + p.lsMs + p.unlinkMs };
-}
-
 async function measureOnce(session: BenchSession, runIndex: number): Promise<MetaRun> {
   const files = session.settings.files;
   const dataDir = path.join(session.workDir, `data-${runIndex}`);
   const mount = await session.mount(`mnt-${runIndex}`, dataDir);
-  const tidefs = await phasesIn(path.join(mount.mountpoint, `meta-${runIndex}`), files);
+  const tidefs = await metaPhases(path.join(mount.mountpoint, `meta-${runIndex}`), files, FILE_BYTES);
   const stopped = await timed(() => mount.stop());
   const leftover = await listKeys(session.s3, session.bucket, `meta-${runIndex}/`);
   await session.removeDir(dataDir);
-  const local = await phasesIn(path.join(session.workDir, `local-${runIndex}`), files);
+  const local = await metaPhases(path.join(session.workDir, `local-${runIndex}`), files, FILE_BYTES);
   return { tidefs, local, stopSec: stopped.ms / 1000, leftover };
 }
 

@@ -39,7 +39,8 @@ describe('ChunkStore', () => {
   it('keeps a small chunk inline, moves it to a file when it outgrows the limit, and reads the same bytes', async () => {
     store.writeSync(INO, 0, 10, Buffer.from('hello'));
     expect(files().filter((f) => f.startsWith('chunks/') && !f.startsWith('chunks/tmp'))).toEqual([]);
-    expect(store.usedBytes()).toBe(15);
+    // Inline, a chunk takes a whole LMDB page per piece of up to 1,920 bytes.
+    expect(store.usedBytes()).toBe(4096);
     expect((await read(0, 8, 9)).toString('latin1')).toBe('\0\0hello\0\0');
 
     const big = Buffer.alloc(INLINE_LIMIT, 0x41);
@@ -57,6 +58,35 @@ describe('ChunkStore', () => {
     store.removeSync(INO, 0);
     expect(store.usedBytes()).toBe(0);
     expect(store.exists(INO, 0)).toBe(false);
+  });
+
+  it('keeps an inline chunk in pieces: reads across them, truncation drops the pieces past the end and never brings their bytes back', async () => {
+    const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+    store.writeSync(INO, 4, 0, bytes);
+    expect(store.usedBytes()).toBe(3 * 4096);
+    expect((await read(4, 1900, 100)).equals(bytes.subarray(1900, 2000))).toBe(true);
+    expect((await read(4, 0, 5000)).equals(bytes)).toBe(true);
+    store.truncateSync(INO, 4, 2000);
+    expect(store.usedBytes()).toBe(2 * 4096);
+    store.writeSync(INO, 4, 4900, Buffer.from('end'));
+    const after = await read(4, 0, 4903);
+    expect(after.subarray(0, 2000).equals(bytes.subarray(0, 2000))).toBe(true);
+    expect(after.subarray(2000, 4900).equals(Buffer.alloc(2900))).toBe(true);
+    expect(after.subarray(4900).toString('latin1')).toBe('end');
+    store.removeSync(INO, 4);
+    expect(store.usedBytes()).toBe(0);
+  });
+
+  it('takes over inline chunks an earlier version stored as single values', async () => {
+    store.close();
+    const whole = env.openDB<Buffer, [number, number]>({ name: 'local.chunkData', encoding: 'binary' });
+    const bytes = Buffer.alloc(5000, 0x77);
+    await whole.put([INO, 7], bytes);
+    await env.openDB({ name: 'local.chunks' }).put([INO, 7], { holds: '', bytes: 5000, inline: true });
+    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
+    expect((await read(7, 0, 5000)).equals(bytes)).toBe(true);
+    expect(store.usedBytes()).toBe(3 * 4096);
+    expect(whole.getKeysCount()).toBe(0);
   });
 
   it('fills gaps around written bytes, inline and in files, and records the version it holds', async () => {
