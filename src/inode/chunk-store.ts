@@ -375,8 +375,7 @@ export class ChunkStore {
   }
 
   private putInline(ino: InodeId, chunk: number, entry: LocalChunk, bytes: Buffer): void {
-    const pieces = Math.ceil(bytes.length / INLINE_PIECE);
-    for (let k = 0; k < pieces; k++) this.pieces.putSync([ino, chunk, k], bytes.subarray(k * INLINE_PIECE, (k + 1) * INLINE_PIECE));
+    const pieces = this.putPieces(ino, chunk, bytes);
     if (entry.inline) this.removePieces(ino, chunk, pieces, entry.bytes);
     this.used -= footprint(entry);
     entry.bytes = bytes.length;
@@ -384,6 +383,13 @@ export class ChunkStore {
     this.used += footprint(entry);
     this.index.putSync([ino, chunk], entry);
     this.touch(ino, chunk);
+  }
+
+  /** Stores `bytes` as the pieces of an inline chunk; returns how many there are. */
+  private putPieces(ino: number, chunk: number, bytes: Buffer): number {
+    const pieces = Math.ceil(bytes.length / INLINE_PIECE);
+    for (let k = 0; k < pieces; k++) this.pieces.putSync([ino, chunk, k], bytes.subarray(k * INLINE_PIECE, (k + 1) * INLINE_PIECE));
+    return pieces;
   }
 
   /** Removes pieces from number `from` on of an inline chunk of `bytes` bytes. */
@@ -397,8 +403,7 @@ export class ChunkStore {
     if (whole.getKeysCount() === 0) return;
     env.transactionSync(() => {
       for (const { key, value } of whole.getRange({})) {
-        const pieces = Math.ceil(value.length / INLINE_PIECE);
-        for (let k = 0; k < pieces; k++) this.pieces.putSync([key[0], key[1], k], value.subarray(k * INLINE_PIECE, (k + 1) * INLINE_PIECE));
+        this.putPieces(key[0], key[1], value);
         whole.removeSync(key);
       }
     });
