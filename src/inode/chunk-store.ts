@@ -106,7 +106,7 @@ export class ChunkStore {
   writeSync(ino: InodeId, chunk: number, offset: number, data: Uint8Array): void {
     const entry = this.entryFor(ino, chunk, offset + data.length);
     if (entry.inline) {
-      const bytes = this.inlineBytes(ino, chunk, Math.max(entry.bytes, offset + data.length));
+      const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, offset + data.length));
       bytes.set(data, offset);
       this.putInline(ino, chunk, entry, bytes);
       return;
@@ -133,7 +133,7 @@ export class ChunkStore {
     entry.holds = '';
     this.index.putSync([ino, chunk], entry);
     if (entry.inline) {
-      const bytes = this.inlineBytes(ino, chunk, Math.max(entry.bytes, end));
+      const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, end));
       for (let i = 0; i < gaps.length; i += 2) {
         const stop = Math.min(gaps[i + 1]!, data.length);
         if (stop > gaps[i]!) bytes.set(data.subarray(gaps[i]!, stop), gaps[i]!);
@@ -221,7 +221,7 @@ export class ChunkStore {
     const entry = this.index.get([ino, chunk]);
     if (!entry || entry.bytes <= length) return;
     if (entry.inline) {
-      this.putInline(ino, chunk, entry, this.inlineBytes(ino, chunk, length));
+      this.putInline(ino, chunk, entry, this.inlineBytes(ino, chunk, entry, length));
       return;
     }
     fs.truncateSync(this.pathOf(ino, chunk), length);
@@ -271,7 +271,7 @@ export class ChunkStore {
   ): Promise<boolean> {
     const entry = this.index.get([ino, chunk]);
     if (entry?.inline) {
-      const bytes = this.inlineBytes(ino, chunk, entry.bytes);
+      const bytes = this.inlineBytes(ino, chunk, entry, entry.bytes);
       const copied = offset < bytes.length ? bytes.copy(into, intoOffset, offset, Math.min(bytes.length, offset + length)) : 0;
       if (copied < length) into.fill(0, intoOffset + copied, intoOffset + length);
       this.touch(ino, chunk);
@@ -350,7 +350,7 @@ export class ChunkStore {
     const entry = this.index.get([ino, chunk]);
     if (!entry) return { holds: '', bytes: 0, inline: end <= INLINE_LIMIT };
     if (entry.inline && Math.max(entry.bytes, end) > INLINE_LIMIT) {
-      const bytes = this.inlineBytes(ino, chunk, entry.bytes);
+      const bytes = this.inlineBytes(ino, chunk, entry, entry.bytes);
       this.removePieces(ino, chunk, 0, entry.bytes);
       const file = this.acquire(ino, chunk, true);
       try {
@@ -366,11 +366,16 @@ export class ChunkStore {
     return entry;
   }
 
-  /** A copy of an inline chunk's bytes, cut or zero-extended to `length`. */
-  private inlineBytes(ino: InodeId, chunk: number, length: number): Buffer {
+  /**
+   * A copy of an inline chunk's bytes, cut or zero-extended to `length`. Only the pieces within the
+   * entry's size are read: a process killed between storing pieces and recording the entry may
+   * have left others.
+   */
+  private inlineBytes(ino: InodeId, chunk: number, entry: LocalChunk, length: number): Buffer {
     const out = Buffer.alloc(length);
-    const pieces = this.pieces.getRange({ start: [ino, chunk, 0], end: [ino, chunk, Math.ceil(length / INLINE_PIECE)] });
-    for (const { key, value } of pieces) value.copy(out, key[2] * INLINE_PIECE, 0, Math.min(value.length, length - key[2] * INLINE_PIECE));
+    const stored = Math.min(entry.bytes, length);
+    const pieces = this.pieces.getRange({ start: [ino, chunk, 0], end: [ino, chunk, Math.ceil(stored / INLINE_PIECE)] });
+    for (const { key, value } of pieces) value.copy(out, key[2] * INLINE_PIECE, 0, Math.min(value.length, stored - key[2] * INLINE_PIECE));
     return out;
   }
 
@@ -401,8 +406,10 @@ export class ChunkStore {
   private adoptWholeInlineChunks(env: RootDatabase): void {
     const whole = env.openDB<Buffer, LocalChunkKey>({ name: 'local.chunkData', encoding: 'binary' });
     if (whole.getKeysCount() === 0) return;
+    // Read first: deleting while iterating the same range skips entries.
+    const chunks = [...whole.getRange({})].map(({ key, value }) => ({ key, value: Buffer.from(value) }));
     env.transactionSync(() => {
-      for (const { key, value } of whole.getRange({})) {
+      for (const { key, value } of chunks) {
         this.putPieces(key[0], key[1], value);
         whole.removeSync(key);
       }

@@ -297,7 +297,7 @@ export class LmdbLogStorage implements LogStorage {
     if (hardState) this.hardStateValue = { ...hardState };
     if (snapshot && keepsSuffix) this.recent.forgetThrough(snapshot.meta.index);
     else if (snapshot) this.recent.clear();
-    if (snapshot) this.payloads.dropThrough(start.index);
+    if (snapshot) this.dropPayloadsThrough(start.index);
     this.recent.written(fresh);
 
     const recordsNewVote =
@@ -357,7 +357,7 @@ export class LmdbLogStorage implements LogStorage {
     }, this.commitFlags);
     this.start = start;
     this.recent.forgetThrough(index);
-    this.payloads.dropThrough(index);
+    this.dropPayloadsThrough(index);
   }
 
   /** Forces everything written so far to the disk. */
@@ -369,6 +369,7 @@ export class LmdbLogStorage implements LogStorage {
     } else {
       await this.env.flushed;
     }
+    await this.payloads.removeDropped();
   }
 
   async close(): Promise<void> {
@@ -381,6 +382,15 @@ export class LmdbLogStorage implements LogStorage {
   private storedTerm(i: number): number | undefined {
     const value = this.log.getBinaryFast(i);
     return value === undefined ? undefined : termOfEntryValue(value);
+  }
+
+  /**
+   * Payload segments the log no longer reaches go once that is durable: at once in 'process' mode
+   * (a killed process loses nothing LMDB committed), after the next flush (sync) in 'fsync' mode.
+   */
+  private dropPayloadsThrough(index: number): void {
+    this.payloads.dropThrough(index);
+    if (this.durability === 'process') void this.payloads.removeDropped();
   }
 
   /** The LMDB value for `entry`, its data appended to a payload segment if big. */

@@ -6,7 +6,9 @@
 // has passed the highest entry index stored in it.
 //
 // Files are named by a sequence number (seg-0000000001). A reopened store never appends to an old
-// segment (its tail may hold payloads of a write that never committed): it starts the next one.
+// segment (its tail may hold payloads of a write that never committed): it starts the next one,
+// numbered past every segment on disk or still referred to. Dropped segments are deleted only when
+// the log storage says the commit that stopped referring to them is safe (removeDropped).
 // This module knows nothing of LMDB or of entry layout; the log storage says what is still live.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,10 +39,16 @@ export class PayloadSegments {
   /** Segments written to since the last sync(), and whether a new file's name must reach the disk. */
   private readonly unsynced = new Set<number>();
   private dirUnsynced = false;
+  /** Segments nothing refers to any more, not deleted yet. */
+  private dropped: Array<{ seq: number; fd: number | undefined }> = [];
+  /** The sync() in progress, so that a second one waits for it. */
+  private lastSync: Promise<void> = Promise.resolve();
 
   /**
    * Opens `dir` (creating it). `live` maps each segment that live entries point into to the highest
    * such entry index; every other segment file holds nothing anyone can read again and is deleted.
+   * A live segment whose file is missing stays known (reading from it says so) and its number is
+   * never given to a new segment.
    */
   constructor(
     private readonly dir: string,
@@ -54,9 +62,11 @@ export class PayloadSegments {
       if (!match) continue;
       const seq = Number(match[1]);
       highest = Math.max(highest, seq);
-      const maxIndex = live.get(seq);
-      if (maxIndex === undefined) fs.rmSync(path.join(dir, name), { force: true });
-      else this.segments.set(seq, { fd: undefined, maxIndex });
+      if (!live.has(seq)) fs.rmSync(path.join(dir, name), { force: true });
+    }
+    for (const [seq, maxIndex] of live) {
+      this.segments.set(seq, { fd: undefined, maxIndex });
+      highest = Math.max(highest, seq);
     }
     this.nextSeq = highest + 1;
   }
@@ -81,7 +91,14 @@ export class PayloadSegments {
   read(ref: PayloadRef): Buffer | undefined {
     const segment = this.segments.get(ref.segment);
     if (!segment) return undefined;
-    segment.fd ??= fs.openSync(this.file(ref.segment), 'r');
+    if (segment.fd === undefined) {
+      try {
+        segment.fd = fs.openSync(this.file(ref.segment), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    }
     const data = Buffer.allocUnsafe(ref.length);
     let done = 0;
     while (done < ref.length) {
@@ -93,7 +110,13 @@ export class PayloadSegments {
   }
 
   /** Forces every payload appended so far to the disk. */
-  async sync(): Promise<void> {
+  sync(): Promise<void> {
+    const run = this.lastSync.then(() => this.syncNow());
+    this.lastSync = run.catch(() => undefined);
+    return run;
+  }
+
+  private async syncNow(): Promise<void> {
     const pending = [...this.unsynced];
     this.unsynced.clear();
     await Promise.all(pending.map((seq) => this.segments.get(seq)?.fd).filter((fd) => fd !== undefined).map((fd) => fdatasync(fd)));
@@ -108,30 +131,42 @@ export class PayloadSegments {
     }
   }
 
-  /** Deletes every segment holding nothing above `index` (the log no longer reaches below it). */
+  /**
+   * Forgets every segment holding nothing above `index` (the log no longer reaches below it). Its
+   * file stays until removeDropped(): the log's record of the compaction may not be on disk yet.
+   */
   dropThrough(index: number): void {
     for (const [seq, segment] of this.segments) {
       if (segment.maxIndex > index) continue;
-      if (segment.fd !== undefined) fs.closeSync(segment.fd);
-      // Off the event loop: dropping a big file's cached pages takes milliseconds. A file left
-      // behind by a failed removal is found unreferenced and removed on the next open.
-      fs.rm(this.file(seq), { force: true }, () => undefined);
+      this.dropped.push({ seq, fd: segment.fd });
       this.segments.delete(seq);
       this.unsynced.delete(seq);
       if (this.current?.seq === seq) this.current = undefined;
     }
   }
 
-  /** Segment files on disk (for tests and diagnostics). */
-  segmentCount(): number {
-    return this.segments.size;
+  /** Deletes the segments dropped so far. */
+  async removeDropped(): Promise<void> {
+    const dropped = this.dropped;
+    this.dropped = [];
+    if (dropped.length === 0) return;
+    // A sync() in progress may still be flushing one of them.
+    await this.lastSync;
+    for (const { seq, fd } of dropped) {
+      if (fd !== undefined) fs.close(fd, () => undefined);
+      // Off the event loop: dropping a big file's cached pages takes milliseconds. A file left
+      // behind by a failed removal is found unreferenced and removed on the next open.
+      fs.rm(this.file(seq), { force: true }, () => undefined);
+    }
   }
 
+  /** Closes every file; dropped segments not yet removed are removed on the next open. */
   close(): void {
-    for (const segment of this.segments.values()) {
+    for (const segment of [...this.segments.values(), ...this.dropped]) {
       if (segment.fd !== undefined) fs.closeSync(segment.fd);
       segment.fd = undefined;
     }
+    this.dropped = [];
     this.current = undefined;
   }
 

@@ -4,9 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChunkStore, INLINE_LIMIT } from '../../../src/inode/chunk-store.js';
+import { openRaftEnvironment } from '../../../src/raft/storage/lmdb-log-storage.js';
 import type { InodeId } from '../../../src/inode/types.js';
 
 const CHUNK = 4 * INLINE_LIMIT;
@@ -26,7 +27,8 @@ describe('ChunkStore', () => {
 
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidefs-chunks-'));
-    env = open({ path: path.join(dir, 'meta'), maxDbs: 8 });
+    // Opened as a node opens it (writable map, no sync per commit).
+    env = openRaftEnvironment(path.join(dir, 'meta'), 'process', 8);
     store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
   });
 
@@ -77,16 +79,38 @@ describe('ChunkStore', () => {
     expect(store.usedBytes()).toBe(0);
   });
 
-  it('takes over inline chunks an earlier version stored as single values', async () => {
+  it('takes over inline chunks an earlier version stored as single values, every one of them', async () => {
     store.close();
     const whole = env.openDB<Buffer, [number, number]>({ name: 'local.chunkData', encoding: 'binary' });
-    const bytes = Buffer.alloc(5000, 0x77);
-    await whole.put([INO, 7], bytes);
-    await env.openDB({ name: 'local.chunks' }).put([INO, 7], { holds: '', bytes: 5000, inline: true });
+    const index = env.openDB({ name: 'local.chunks' });
+    const count = 3000;
+    // Sizes up to the inline limit: single values of up to 16 overflow pages, as the old layout had.
+    const bytesOf = (chunk: number): Buffer => Buffer.alloc(((chunk + 1) * 7919) % (INLINE_LIMIT + 1), chunk % 251);
+    env.transactionSync(() => {
+      for (let chunk = 0; chunk < count; chunk++) {
+        whole.putSync([INO, chunk], bytesOf(chunk));
+        index.putSync([INO, chunk], { holds: '', bytes: bytesOf(chunk).length, inline: true });
+      }
+    });
     store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
-    expect((await read(7, 0, 5000)).equals(bytes)).toBe(true);
-    expect(store.usedBytes()).toBe(3 * 4096);
+    for (let chunk = 0; chunk < count; chunk++) {
+      const expected = bytesOf(chunk);
+      expect((await read(chunk, 0, expected.length)).equals(expected), `chunk ${chunk}`).toBe(true);
+    }
     expect(whole.getKeysCount()).toBe(0);
+  });
+
+  it('never reads pieces past the chunk\'s size (left by a process killed between storing pieces and the entry)', async () => {
+    store.writeSync(INO, 5, 0, Buffer.alloc(100, 0x11));
+    const pieces = env.openDB<Buffer, [number, number, number]>({ name: 'local.chunkPieces', encoding: 'binary' });
+    await pieces.put([INO, 5, 1], Buffer.alloc(1920, 0xee));
+    await pieces.put([INO, 6, 0], Buffer.alloc(1920, 0xee));
+    store.writeSync(INO, 5, 5000, Buffer.from('end'));
+    const got = await read(5, 0, 5003);
+    expect(got.subarray(0, 100).equals(Buffer.alloc(100, 0x11))).toBe(true);
+    expect(got.subarray(100, 5000).equals(Buffer.alloc(4900))).toBe(true);
+    store.writeSync(INO, 6, 10, Buffer.from('x'));
+    expect((await read(6, 0, 11)).equals(Buffer.concat([Buffer.alloc(10), Buffer.from('x')]))).toBe(true);
   });
 
   it('fills gaps around written bytes, inline and in files, and records the version it holds', async () => {

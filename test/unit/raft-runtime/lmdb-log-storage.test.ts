@@ -234,6 +234,34 @@ describe('LmdbLogStorage', () => {
     expect(await readdir(payloadsDir)).toEqual(['seg-0000000004']);
   });
 
+  it('never gives a new payload segment the number of one a live entry points into, even when its file is gone', async () => {
+    const big = (index: number, fill: number): Entry => ({ index, term: 1, type: EntryType.Normal, data: new Uint8Array(3000).fill(fill) });
+    await storage.append([big(1, 0xaa)]);
+    await storage.close();
+    await rm(path.join(dir, 'raft.payloads', 'seg-0000000001'));
+    storage = LmdbLogStorage.open(dir, { durability: 'process' });
+    await storage.append([big(2, 0xbb)]);
+    expect(await readdir(path.join(dir, 'raft.payloads'))).toEqual(['seg-0000000002']);
+    expect(() => storage.entries(1, 2)).toThrow(/entry 1 is missing from payload segment 1/);
+    expect(storage.entries(2, 3)[0]!.data[0]).toBe(0xbb);
+  });
+
+  it("deletes compacted payload segments in 'fsync' mode only once the compaction is on disk", async () => {
+    await storage.close();
+    storage = LmdbLogStorage.open(dir, { durability: 'fsync', segmentBytes: 4096 });
+    const big = (index: number): Entry => ({ index, term: 1, type: EntryType.Normal, data: new Uint8Array(3000).fill(index) });
+    await storage.append([big(1), big(2), big(3)]);
+    const payloadsDir = path.join(dir, 'raft.payloads');
+    expect(await readdir(payloadsDir)).toHaveLength(3);
+    storage.saveSnapshot({ meta: { index: 2, term: 1, conf }, data: new Uint8Array() });
+    storage.compact(2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await readdir(payloadsDir)).toHaveLength(3);
+    await storage.sync();
+    await vi.waitFor(async () => expect(await readdir(payloadsDir)).toEqual(['seg-0000000003']));
+    expect(storage.entries(3, 4)[0]!.data[0]).toBe(3);
+  });
+
   it('says which entry lost its data when a payload segment is damaged', async () => {
     await storage.append([{ index: 1, term: 1, type: EntryType.Normal, data: new Uint8Array(5000) }]);
     await storage.close();
