@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
+import { TABLE_TXN_FLAGS } from './metadata-store.js';
 import type { InodeId } from './types.js';
 
 interface LocalChunk {
@@ -71,7 +72,7 @@ export class ChunkStore {
   constructor(
     readonly dir: string,
     readonly chunkSize: number,
-    env: RootDatabase,
+    private readonly env: RootDatabase,
   ) {
     fs.mkdirSync(dir, { recursive: true });
     // Replacements a crash left half-written.
@@ -80,7 +81,7 @@ export class ChunkStore {
     fs.mkdirSync(this.tmpDir);
     this.index = env.openDB({ name: 'local.chunks' });
     this.pieces = env.openDB({ name: 'local.chunkPieces', encoding: 'binary' });
-    this.adoptWholeInlineChunks(env);
+    this.adoptWholeInlineChunks();
     for (const { key, value } of this.index.getRange({})) {
       this.recency.set(name(key[0], key[1]), [key[0], key[1]]);
       this.used += footprint(value);
@@ -104,23 +105,25 @@ export class ChunkStore {
 
   /** Write `data` at `offset` within the chunk. */
   writeSync(ino: InodeId, chunk: number, offset: number, data: Uint8Array): void {
-    const entry = this.entryFor(ino, chunk, offset + data.length);
-    if (entry.inline) {
-      const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, offset + data.length));
-      bytes.set(data, offset);
-      this.putInline(ino, chunk, entry, bytes);
-      return;
-    }
-    const file = this.acquire(ino, chunk, true);
-    try {
-      writeFully(file.fd, data, offset);
-    } finally {
-      this.release(ino, chunk, file);
-    }
-    this.grow(entry, offset + data.length);
-    this.index.putSync([ino, chunk], entry);
-    this.touch(ino, chunk);
-    this.unsynced.add(name(ino, chunk));
+    this.atomically(() => {
+      const entry = this.entryFor(ino, chunk, offset + data.length);
+      if (entry.inline) {
+        const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, offset + data.length));
+        bytes.set(data, offset);
+        this.putInline(ino, chunk, entry, bytes);
+        return;
+      }
+      const file = this.acquire(ino, chunk, true);
+      try {
+        writeFully(file.fd, data, offset);
+      } finally {
+        this.release(ino, chunk, file);
+      }
+      this.grow(entry, offset + data.length);
+      this.index.putSync([ino, chunk], entry);
+      this.touch(ino, chunk);
+      this.unsynced.add(name(ino, chunk));
+    });
   }
 
   /**
@@ -128,35 +131,37 @@ export class ChunkStore {
    * `data` is the base content from chunk offset 0) and record that the file holds that version.
    */
   fillSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array, gaps: readonly number[]): void {
-    const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
-    const entry = this.entryFor(ino, chunk, end);
-    entry.holds = '';
-    this.index.putSync([ino, chunk], entry);
-    if (entry.inline) {
-      const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, end));
-      for (let i = 0; i < gaps.length; i += 2) {
-        const stop = Math.min(gaps[i + 1]!, data.length);
-        if (stop > gaps[i]!) bytes.set(data.subarray(gaps[i]!, stop), gaps[i]!);
+    this.atomically(() => {
+      const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
+      const entry = this.entryFor(ino, chunk, end);
+      entry.holds = '';
+      this.index.putSync([ino, chunk], entry);
+      if (entry.inline) {
+        const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, end));
+        for (let i = 0; i < gaps.length; i += 2) {
+          const stop = Math.min(gaps[i + 1]!, data.length);
+          if (stop > gaps[i]!) bytes.set(data.subarray(gaps[i]!, stop), gaps[i]!);
+        }
+        entry.holds = etag;
+        this.putInline(ino, chunk, entry, bytes);
+        return;
       }
+      const file = this.acquire(ino, chunk, true);
+      try {
+        for (let i = 0; i < gaps.length; i += 2) {
+          const start = gaps[i]!;
+          const stop = Math.min(gaps[i + 1]!, data.length);
+          if (stop > start) writeFully(file.fd, data.subarray(start, stop), start);
+        }
+      } finally {
+        this.release(ino, chunk, file);
+      }
+      this.grow(entry, end);
       entry.holds = etag;
-      this.putInline(ino, chunk, entry, bytes);
-      return;
-    }
-    const file = this.acquire(ino, chunk, true);
-    try {
-      for (let i = 0; i < gaps.length; i += 2) {
-        const start = gaps[i]!;
-        const stop = Math.min(gaps[i + 1]!, data.length);
-        if (stop > start) writeFully(file.fd, data.subarray(start, stop), start);
-      }
-    } finally {
-      this.release(ino, chunk, file);
-    }
-    this.grow(entry, end);
-    entry.holds = etag;
-    this.index.putSync([ino, chunk], entry);
-    this.touch(ino, chunk);
-    this.unsynced.add(name(ino, chunk));
+      this.index.putSync([ino, chunk], entry);
+      this.touch(ino, chunk);
+      this.unsynced.add(name(ino, chunk));
+    });
   }
 
   /**
@@ -180,19 +185,21 @@ export class ChunkStore {
    * The caller has checked, in the same synchronous turn, that the chunk has no written ranges.
    */
   adoptSync(ino: InodeId, chunk: number, etag: string, replacement: Replacement, bytes: number): void {
-    this.removeSync(ino, chunk);
-    if ('bytes' in replacement) {
-      this.putInline(ino, chunk, { holds: etag, bytes: 0, inline: true }, Buffer.from(replacement.bytes.subarray(0, bytes)));
-      return;
-    }
-    const target = this.pathOf(ino, chunk);
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.truncateSync(replacement.file, bytes);
-    fs.renameSync(replacement.file, target);
-    this.used += bytes;
-    this.index.putSync([ino, chunk], { holds: etag, bytes });
-    this.touch(ino, chunk);
-    this.unsynced.add(name(ino, chunk));
+    this.atomically(() => {
+      this.removeSync(ino, chunk);
+      if ('bytes' in replacement) {
+        this.putInline(ino, chunk, { holds: etag, bytes: 0, inline: true }, Buffer.from(replacement.bytes.subarray(0, bytes)));
+        return;
+      }
+      const target = this.pathOf(ino, chunk);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.truncateSync(replacement.file, bytes);
+      fs.renameSync(replacement.file, target);
+      this.used += bytes;
+      this.index.putSync([ino, chunk], { holds: etag, bytes });
+      this.touch(ino, chunk);
+      this.unsynced.add(name(ino, chunk));
+    });
   }
 
   /** Drop a replacement that will not be adopted. */
@@ -218,31 +225,35 @@ export class ChunkStore {
 
   /** Cut the chunk file to `length` bytes (no-op when it is shorter or absent). */
   truncateSync(ino: InodeId, chunk: number, length: number): void {
-    const entry = this.index.get([ino, chunk]);
-    if (!entry || entry.bytes <= length) return;
-    if (entry.inline) {
-      this.putInline(ino, chunk, entry, this.inlineBytes(ino, chunk, entry, length));
-      return;
-    }
-    fs.truncateSync(this.pathOf(ino, chunk), length);
-    this.used -= entry.bytes - length;
-    entry.bytes = length;
-    this.index.putSync([ino, chunk], entry);
+    this.atomically(() => {
+      const entry = this.index.get([ino, chunk]);
+      if (!entry || entry.bytes <= length) return;
+      if (entry.inline) {
+        this.putInline(ino, chunk, entry, this.inlineBytes(ino, chunk, entry, length));
+        return;
+      }
+      fs.truncateSync(this.pathOf(ino, chunk), length);
+      this.used -= entry.bytes - length;
+      entry.bytes = length;
+      this.index.putSync([ino, chunk], entry);
+    });
   }
 
   removeSync(ino: InodeId, chunk: number): void {
-    const entry = this.index.get([ino, chunk]);
-    if (!entry) return;
-    if (entry.inline) {
-      this.removePieces(ino, chunk, 0, entry.bytes);
-    } else {
-      this.closeFile(name(ino, chunk));
-      fs.rmSync(this.pathOf(ino, chunk), { force: true });
-    }
-    this.used -= footprint(entry);
-    this.index.removeSync([ino, chunk]);
-    this.recency.delete(name(ino, chunk));
-    this.unsynced.delete(name(ino, chunk));
+    this.atomically(() => {
+      const entry = this.index.get([ino, chunk]);
+      if (!entry) return;
+      if (entry.inline) {
+        this.removePieces(ino, chunk, 0, entry.bytes);
+      } else {
+        this.closeFile(name(ino, chunk));
+        fs.rmSync(this.pathOf(ino, chunk), { force: true });
+      }
+      this.used -= footprint(entry);
+      this.index.removeSync([ino, chunk]);
+      this.recency.delete(name(ino, chunk));
+      this.unsynced.delete(name(ino, chunk));
+    });
   }
 
   /** Chunk indexes of the inode that have a local file, ascending. */
@@ -390,6 +401,14 @@ export class ChunkStore {
     this.touch(ino, chunk);
   }
 
+  /**
+   * Runs `change` in one LMDB transaction: the state machine's apply already is one (a nested
+   * transactionSync runs inline), fills and evictions from the read path are not.
+   */
+  private atomically(change: () => void): void {
+    this.env.transactionSync(change, TABLE_TXN_FLAGS);
+  }
+
   /** Stores `bytes` as the pieces of an inline chunk; returns how many there are. */
   private putPieces(ino: number, chunk: number, bytes: Buffer): number {
     const pieces = Math.ceil(bytes.length / INLINE_PIECE);
@@ -403,12 +422,12 @@ export class ChunkStore {
   }
 
   /** A data directory of an earlier version kept each inline chunk as one value: cut them into pieces. */
-  private adoptWholeInlineChunks(env: RootDatabase): void {
-    const whole = env.openDB<Buffer, LocalChunkKey>({ name: 'local.chunkData', encoding: 'binary' });
+  private adoptWholeInlineChunks(): void {
+    const whole = this.env.openDB<Buffer, LocalChunkKey>({ name: 'local.chunkData', encoding: 'binary' });
     if (whole.getKeysCount() === 0) return;
     // Read first: deleting while iterating the same range skips entries.
     const chunks = [...whole.getRange({})].map(({ key, value }) => ({ key, value: Buffer.from(value) }));
-    env.transactionSync(() => {
+    this.atomically(() => {
       for (const { key, value } of chunks) {
         this.putPieces(key[0], key[1], value);
         whole.removeSync(key);

@@ -2,9 +2,12 @@
 // reads. Nothing is kept in the JS heap: a bucket with a million objects is a million LMDB rows.
 // Writes happen only inside InodeStateMachine.apply (through MetadataWriter), so every change is
 // in the Raft log first.
-import type { Database, Key, RootDatabase } from 'lmdb';
+import { TransactionFlags, type Database, type Key, type RootDatabase } from 'lmdb';
 import { type DirEntry, type InodeId, type InodeRecord } from './types.js';
 import type { Intervals } from './intervals.js';
+
+/** How the node's tables are changed: a throw rolls the change back; commits do not wait for the disk. */
+export const TABLE_TXN_FLAGS = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 
 type DentryKey = [number, string];
 type BacklinkKey = [number, number, string];

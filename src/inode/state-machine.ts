@@ -4,7 +4,6 @@
 // of a group that applies the same log reaches the same tables. It never talks to the bucket: the
 // node does that and reports results back as commands (listings, object metadata, flushes).
 import { serialize, deserialize } from 'node:v8';
-import { TransactionFlags } from 'lmdb';
 import type { Entry } from '../raft/types.js';
 import type { StateMachine } from '../raft/state-machine.js';
 import { Kind } from '../gen/inode.js';
@@ -14,7 +13,7 @@ import type { ChunkStore } from './chunk-store.js';
 import { type ApplyResult, decodeCommand, OK } from './commands.js';
 import { type FsErrorCode } from './errors.js';
 import { addInterval, clipIntervals, coversRange } from './intervals.js';
-import { MetadataStore, REPLICATED_TABLES } from './metadata-store.js';
+import { MetadataStore, REPLICATED_TABLES, TABLE_TXN_FLAGS } from './metadata-store.js';
 import {
   INODE_SEQUENCE_BITS,
   InodeKind,
@@ -40,7 +39,6 @@ export interface InodeConfig {
 /** Directories hold at most this many bytes of xattrs (they are stored as object metadata). */
 export const MAX_XATTR_BYTES = 1536;
 
-const TXN_FLAGS = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
 
 class Rejection extends Error {
   constructor(
@@ -71,7 +69,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     this.store = store;
     this.keys = new BucketKeys(store, config.prefix);
     if (!store.inode(ROOT_INO)) {
-      store.env.transactionSync(() => this.createRoot(), TXN_FLAGS);
+      store.env.transactionSync(() => this.createRoot(), TABLE_TXN_FLAGS);
     }
   }
 
@@ -82,7 +80,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   apply(entry: Entry): ApplyResult {
     if (entry.index <= this.appliedIndex()) return OK;
     if (entry.data.length === 0) {
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TXN_FLAGS);
+      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
       return OK;
     }
     const command = decodeCommand(entry.data);
@@ -91,10 +89,10 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       this.store.env.transactionSync(() => {
         result = this.dispatch(command, entry.index);
         this.store.meta.putSync('applied', entry.index);
-      }, TXN_FLAGS);
+      }, TABLE_TXN_FLAGS);
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TXN_FLAGS);
+      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
       result = { ok: false, error: err.code, message: err.message };
     }
     return result;
@@ -136,7 +134,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       for (const [ino, chunk, bytes] of image.chunkData) {
         this.chunks.writeSync(ino as InodeId, chunk, 0, bytes);
       }
-    }, TXN_FLAGS);
+    }, TABLE_TXN_FLAGS);
   }
 
   // ---- dispatch ----
