@@ -1,8 +1,9 @@
 // The chunks on this node's local disk: per (inode, chunk index), the bytes written to that chunk
 // and, where it has been fetched, the unmodified bytes of the inode's bucket object ("base"). A
 // chunk of up to INLINE_LIMIT bytes lives inside LMDB (small files cost no file creation), cut into
-// pieces that each fit in one LMDB page; a bigger one is a file of its own. A small local index (LMDB, not replicated) records which object
-// version each chunk holds as base, how big it is and where it is, for reads and LRU eviction.
+// pieces that each fit in one LMDB page; a bigger one is a file of its own. A small local index
+// (LMDB, not replicated) records which object version each chunk holds as base, how big it is and
+// where it is, for reads and LRU eviction.
 //
 // Invariant kept by the state machine: a chunk file never holds stale bytes at positions past the
 // file's logical size (those read as zeros), and written positions always hold the written data.

@@ -39,7 +39,6 @@ export interface InodeConfig {
 /** Directories hold at most this many bytes of xattrs (they are stored as object metadata). */
 export const MAX_XATTR_BYTES = 1536;
 
-
 class Rejection extends Error {
   constructor(
     readonly code: FsErrorCode,
