@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
   throw new UsageError(`unknown command "${command}"`);
 }
 
-// Exit explicitly: after an unmount, fuse-native's native handles would keep the process alive.
+// Exit explicitly: whatever a finished command leaves behind (timers, workers) must not keep it alive.
 // (stdout and stderr are synchronous for files and pipes on Linux, so nothing written is lost.)
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

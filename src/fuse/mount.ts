@@ -1,16 +1,18 @@
 // The kernel mount's lifecycle: clear a dead mount left by a crashed process, mount with the
-// options that make FUSE fast and safe (big writes, page cache kept for unchanged files, short
-// kernel attribute caches so bucket changes show within the TTL, kernel permission checks), notice
+// options that make FUSE fast and safe (big writes, read-ahead, kernel permission checks; the
+// attribute cache lifetimes and the page cache rule are in the answers, see operations.ts), notice
 // when someone unmounts us from outside, and unmount.
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Filesystem } from '../node/filesystem.js';
-import { FuseSession } from './fuse-native.js';
-import { fuseOperations } from './operations.js';
+import { FuseSession } from './binding.js';
+import { fuseHandlers } from './operations.js';
 
 const exec = promisify(execFile);
+/** How far ahead of a sequential reader the kernel reads (it sends reads of up to maxWrite each). */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 export interface MountOptions {
   mountpoint: string;
@@ -39,29 +41,13 @@ export class FuseMount {
     await clearDeadMount(mountpoint);
     if (await isMounted(mountpoint)) throw new Error(`${mountpoint} is already a mount point`);
     await fsp.mkdir(mountpoint, { recursive: true });
-    const rawOptions = [
-      // st_ino is the inode's own number, so hard links show as one file.
-      'use_ino',
-      'big_writes',
-      `max_write=${options.maxWrite}`,
-      // Passed here, not as fuse-native's entryTimeout/attrTimeout: it drops a 0 and libfuse's 1 s applies.
-      `entry_timeout=${options.attrTimeoutSec}`,
-      `attr_timeout=${options.attrTimeoutSec}`,
-      `negative_timeout=${options.attrTimeoutSec}`,
-      'max_readahead=4194304',
-    ];
+    const mountOptions = [`fsname=${sanitize(options.source)}`, 'subtype=tidefs'];
+    if (options.allowOther) mountOptions.push('allow_other', 'default_permissions');
+    const sessionOptions = [`max_readahead=${READ_AHEAD_BYTES}`];
     let session: FuseSession | undefined;
-    const ops = fuseOperations(fs, () => session!.callerIds(), options.log);
-    session = new FuseSession(mountpoint, ops, {
-      mkdir: true,
-      timeout: false,
-      allowOther: options.allowOther,
-      defaultPermissions: options.allowOther,
-      autoCache: true,
-      fsname: [sanitize(options.source), ...rawOptions].join(','),
-      subtype: 'tidefs',
-    });
-    await session.mount();
+    const handlers = fuseHandlers(fs, () => session!, { timeoutSec: options.attrTimeoutSec, log: options.log });
+    session = FuseSession.mount(mountpoint, mountOptions, sessionOptions, options.maxWrite, handlers);
+    await raiseReadAhead(mountpoint, options.log);
     return new FuseMount(session, mountpoint);
   }
 
@@ -82,13 +68,10 @@ export class FuseMount {
   /** Unmount; lazily if files are still open, so the process can finish and exit. */
   async unmount(): Promise<void> {
     if (this.watcher) clearInterval(this.watcher);
+    this.session.unmount();
     if (this.unmounted) return;
     this.unmounted = true;
-    try {
-      await this.session.unmount();
-    } catch {
-      await exec('fusermount', ['-uz', this.mountpoint]).catch(() => undefined);
-    }
+    if (await isMounted(this.mountpoint)) await exec('fusermount', ['-uz', this.mountpoint]).catch(() => undefined);
   }
 }
 
@@ -99,6 +82,25 @@ async function mountEntries(): Promise<string[]> {
 
 async function isMounted(mountpoint: string): Promise<boolean> {
   return (await mountEntries()).includes(mountpoint);
+}
+
+/**
+ * The kernel gives a new FUSE mount the default read-ahead window of 128 KiB, whatever the INIT
+ * answer allows, so sequential reads would come in requests of 128 KiB; as root, widen it. Found
+ * through /proc/self/mountinfo: a stat of the mount point would be a request to this very process.
+ */
+async function raiseReadAhead(mountpoint: string, log: (message: string) => void): Promise<void> {
+  const line = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((l) => l.split(' '))
+    .find((fields) => fields[4]?.replace(/\\040/g, ' ') === mountpoint);
+  if (!line?.[2]) return;
+  try {
+    await fsp.writeFile(`/sys/class/bdi/${line[2]}/read_ahead_kb`, String(READ_AHEAD_BYTES / 1024));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') log(`could not widen read-ahead: ${(err as Error).message}`);
+  }
 }
 
 /** A FUSE mount whose process died answers ENOTCONN: detach it so the mountpoint can be reused. */

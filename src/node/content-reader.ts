@@ -52,16 +52,33 @@ export class ContentReader {
     private readonly onObjectVanished: (ino: InodeId, etag: string) => void,
   ) {}
 
+  /** Bytes [offset, offset + length) of the file, fewer at its end, in a new buffer the caller owns. */
+  async read(ino: InodeId, offset: number, length: number): Promise<Buffer> {
+    const rec = this.store.inode(ino);
+    if (!rec) throw new FsError('ENOENT', `inode ${ino}`);
+    return this.readInto(ino, rec, offset, Math.min(offset + length, rec.size));
+  }
+
   /**
-   * Bytes [offset, offset + length) of the file, fewer at its end, read into `into` when given
-   * (the kernel's buffer: no copy) or into a new buffer. Returns the filled part.
+   * The same bytes, possibly as a view of a chunk held in memory (no copy): for a caller that only
+   * reads them before its next await, and never changes or hands over the buffer.
    */
-  async read(ino: InodeId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  async readShared(ino: InodeId, offset: number, length: number): Promise<Buffer> {
     const rec = this.store.inode(ino);
     if (!rec) throw new FsError('ENOENT', `inode ${ino}`);
     const end = Math.min(offset + length, rec.size);
+    const source = end > offset ? this.baseViewSource(ino, rec, offset, end) : undefined;
+    if (!source) return this.readInto(ino, rec, offset, end);
+    // Read-ahead starts now, not once this read is served.
+    this.noteAccess(ino, rec, offset, end);
+    const base = await source;
+    const chunkStart = Math.floor(offset / this.options.chunkSize) * this.options.chunkSize;
+    return end - chunkStart <= base.length ? base.subarray(offset - chunkStart, end - chunkStart) : this.readInto(ino, rec, offset, end);
+  }
+
+  private async readInto(ino: InodeId, rec: InodeRecord, offset: number, end: number): Promise<Buffer> {
     if (end <= offset) return Buffer.alloc(0);
-    const out = into ? into.subarray(0, end - offset) : Buffer.allocUnsafe(end - offset);
+    const out = Buffer.allocUnsafe(end - offset);
     const size = this.options.chunkSize;
     const parts: Array<Promise<void>> = [];
     for (let pos = offset; pos < end; ) {
@@ -72,10 +89,26 @@ export class ContentReader {
     }
     // Read-ahead starts now, not once this read is served.
     this.noteAccess(ino, rec, offset, end);
-    // Every part must have stopped writing into `out` (it may be the kernel's buffer) before we return.
+    // Every part must have stopped writing into `out` before it is returned.
     const settled = await Promise.allSettled(parts);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
     return out;
+  }
+
+  /**
+   * The fetched chunk (in memory, or being fetched) that holds all of [offset, end) as its object
+   * bytes, when nothing of it was written: the read can answer with a view of it, copying nothing.
+   */
+  private baseViewSource(ino: InodeId, rec: InodeRecord, offset: number, end: number): Promise<Buffer> | undefined {
+    const size = this.options.chunkSize;
+    const chunk = Math.floor(offset / size);
+    const object = rec.object;
+    if (!object || Math.floor((end - 1) / size) !== chunk || end - chunk * size > this.baseEnd(rec, chunk)) return undefined;
+    if (this.store.writtenRanges(ino, chunk) !== undefined) return undefined;
+    const from = offset - chunk * size;
+    const to = end - chunk * size;
+    if (!this.recent.has(fetchKey(ino, chunk, object.etag)) && !this.needsFetch(ino, rec, chunk, from, to)) return undefined;
+    return this.fetch(ino, object, chunk);
   }
 
   /**

@@ -228,9 +228,9 @@ export class Filesystem {
     if (rec?.orphan) await this.log.run({ $case: 'dropOrphan', value: { ino } });
   }
 
-  /** Reads into `into` when given (see ContentReader.read). */
-  async read(ino: InodeId, offset: number, length: number, into?: Buffer): Promise<Buffer> {
-    return this.reader.read(ino, offset, length, into);
+  /** For the kernel: may be a view of a chunk in memory (see ContentReader.readShared). */
+  async read(ino: InodeId, offset: number, length: number): Promise<Buffer> {
+    return this.reader.readShared(ino, offset, length);
   }
 
   async write(ino: InodeId, offset: number, data: Buffer): Promise<number> {

@@ -20,7 +20,7 @@ export function fileTypeBits(kind: InodeKind): number {
  * system.* namespaces. The kernel gives those a meaning tidefs does not implement (file
  * capabilities, SELinux labels, POSIX ACLs): storing them would only pretend to (an ACL nobody
  * enforces), or let whoever can write object metadata grant capabilities to programs run from the
- * mount. The FUSE layer answers getxattr for them itself (scripts/patches/fuse-native.patch).
+ * mount. The FUSE layer answers getxattr for them itself (native/tidefs-fuse.c).
  */
 export function isStoredXattrName(name: string): boolean {
   return !name.startsWith('security.') && !name.startsWith('system.');

@@ -102,6 +102,8 @@ function applyModel(tree: Tree, o: Op): Outcome {
       const n = get(o.path);
       if (!n) return fail('ENOENT');
       if (n.kind === 'dir') return fail('EISDIR');
+      // POSIX: a write of no bytes changes nothing, not even the size when it starts past the end.
+      if (o.data.bytes.length === 0) return { ok: true };
       const end = o.offset + o.data.bytes.length;
       const grown = end > n.data.length ? Buffer.concat([n.data, Buffer.alloc(end - n.data.length)]) : n.data;
       o.data.bytes.copy(grown, o.offset);

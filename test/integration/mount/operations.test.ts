@@ -244,7 +244,7 @@ describe('a tidefs mount, operation by operation', () => {
     } finally {
       await fh.close();
     }
-    // Give write-back every chance to (wrongly) write the orphan or its hidden name somewhere.
+    // Give write-back every chance to (wrongly) write the orphan somewhere.
     await sleep(1500);
     await waitUntil('the marker orphan/ is in the bucket', async () => !(await absent('orphan/')));
     expect(await listKeys(store, 'orphan/')).toEqual(['orphan/']);
