@@ -3,14 +3,17 @@
 // is written back (fsync, or the close delay). The last test stops the mount and mounts the bucket
 // again with an empty data directory: symlinks, modes, owners, times and xattrs must come back from
 // the bucket alone. Only async fs calls and child processes touch the mount.
+import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
 import { errnoOf, listKeys, objectBytes, patternBytes, runPython, sleep, waitUntil, xattr } from './mount-test-tools.js';
 
+const exec = promisify(execFile);
 /** Small chunks so that modest files span several; a short close delay so closed files reach the bucket quickly. */
 const MOUNT_ARGS = ['--chunk-size', '256KiB', '--close-delay', '100ms'];
 const KiB = 1024;
@@ -154,6 +157,33 @@ describe('a tidefs mount, operation by operation', () => {
     await waitUntil('closed.bin is in the bucket', () => inBucket('closed.bin', data));
     const meta = (await store.head('closed.bin'))?.metadata ?? {};
     expect(Number(meta.mode)).toBe((await fsp.stat(at('closed.bin'))).mode);
+  });
+
+  it('open keeps the kernel page cache of a file seen unchanged since its last open, and drops it once the file changed', async () => {
+    // fincore(1) opens the file itself and counts its pages in the page cache: they survive that
+    // open only if the mount let the kernel keep them.
+    const resident = async (file: string): Promise<number> =>
+      Number((await exec('fincore', ['--bytes', '--noheadings', '--output', 'RES', file])).stdout.trim());
+    const file = at('cached.bin');
+    const data = patternBytes(512 * KiB, 11);
+    await fsp.writeFile(file, data);
+    expect((await fsp.readFile(file)).equals(data)).toBe(true);
+    expect((await fsp.readFile(file)).equals(data)).toBe(true);
+    expect(await resident(file)).toBe(data.length);
+    expect(await resident(file)).toBe(data.length);
+
+    await fsp.appendFile(file, 'more');
+    expect((await fsp.stat(file)).size).toBe(data.length + 4);
+    expect(await resident(file)).toBe(0);
+  });
+
+  it('the kernel reads ahead 4 MiB on the mount (its default for a new FUSE mount is 128 KiB)', async () => {
+    const fields = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .map((line) => line.split(' '))
+      .find((f) => f[4] === mount.mountpoint);
+    expect(fields?.[2]).toMatch(/^\d+:\d+$/);
+    expect((await fsp.readFile(`/sys/class/bdi/${fields![2]}/read_ahead_kb`, 'utf8')).trim()).toBe('4096');
   });
 
   it('truncate and ftruncate shrink and grow; grown regions read zeros, also over data already in the bucket', async () => {
