@@ -112,7 +112,7 @@ static void call(fuse_req_t req, int h, size_t argc, napi_value *args) {
   napi_value fn, global, result;
   napi_value argv[10];
   napi_valuetype type;
-  if (napi_get_reference_value(env, s->handlers[h], &fn) != napi_ok || fn == NULL ||
+  if (s->handlers[h] == NULL || napi_get_reference_value(env, s->handlers[h], &fn) != napi_ok || fn == NULL ||
       napi_typeof(env, fn, &type) != napi_ok || type != napi_function) {
     fuse_reply_err(req, ENOSYS);
     return;
@@ -433,6 +433,19 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   }
   session_t *s = calloc(1, sizeof(session_t));
   s->env = env;
+  // The handlers first: nothing may fail once the file system is mounted.
+  for (int h = 0; h < H_COUNT; h++) {
+    napi_value fn;
+    napi_valuetype type;
+    if (napi_get_named_property(env, argv[4], handler_names[h], &fn) == napi_ok &&
+        napi_typeof(env, fn, &type) == napi_ok && type == napi_function) {
+      napi_create_reference(env, fn, 1, &s->handlers[h]);
+    }
+  }
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &s->resource);
+  napi_async_init(env, resource, str(env, "tidefs:fuse"), &s->async_context);
   s->mountpoint = mountpoint;
   size_t page = (size_t) getpagesize();
   double max_write = 0;
@@ -455,6 +468,11 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   free(mount_options);
   free(session_options);
   if (failure) {
+    for (int h = 0; h < H_COUNT; h++) {
+      if (s->handlers[h] != NULL) napi_delete_reference(env, s->handlers[h]);
+    }
+    napi_async_destroy(env, s->async_context);
+    napi_delete_reference(env, s->resource);
     free(mountpoint);
     free(s);
     napi_throw_error(env, NULL, failure);
@@ -464,22 +482,13 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   s->fd = fuse_chan_fd(s->ch);
   fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
   s->buf = malloc(s->bufsize);
-  for (int h = 0; h < H_COUNT; h++) {
-    napi_value fn;
-    CHECK(napi_get_named_property(env, argv[4], handler_names[h], &fn));
-    CHECK(napi_create_reference(env, fn, 1, &s->handlers[h]));
-  }
-  napi_value resource;
-  CHECK(napi_create_object(env, &resource));
-  CHECK(napi_create_reference(env, resource, 1, &s->resource));
-  CHECK(napi_async_init(env, resource, str(env, "tidefs:fuse"), &s->async_context));
   uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
+  napi_get_uv_event_loop(env, &loop);
   uv_poll_init(loop, &s->poll, s->fd);
   s->poll.data = s;
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
   s->polling = 1;
-  CHECK(napi_create_external(env, s, NULL, NULL, &session_value));
+  napi_create_external(env, s, NULL, NULL, &session_value);
   return session_value;
 }
 
