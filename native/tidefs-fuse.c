@@ -67,7 +67,9 @@ typedef struct {
   struct fuse_chan *mount_ch;  // fuse_mount's channel: owns the descriptor
   struct fuse_chan *ch;        // ours, over the same descriptor (see chan_send)
   uint64_t init_unique;        // the INIT request being answered, 0 after
+  uint32_t kernel_minor;       // the kernel's protocol minor version, from its INIT request
   uint16_t max_pages;
+  napi_ref on_event;           // JavaScript's onEvent("ready" | "gone")
   char *mountpoint;
   int fd;
   uv_poll_t poll;
@@ -289,7 +291,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   napi_env env = env_of(req);
-  enum { H = H_CREATE }; ARGS(num(env, parent), str(env, name), num(env, mode), caller_uid(req), caller_gid(req));
+  enum { H = H_CREATE }; ARGS(num(env, parent), str(env, name), num(env, mode), num(env, fi->flags), caller_uid(req), caller_gid(req));
 }
 
 // No flush: nothing happens at each close(2) (the write-back starts at the last release); libfuse
@@ -341,7 +343,8 @@ static int chan_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
       ((const struct fuse_out_header *) iov[0].iov_base)->unique == s->init_unique) {
     s->init_unique = 0;
     memcpy(&header, iov[0].iov_base, sizeof(header));
-    if (header.error == 0 && iov[1].iov_len == sizeof(struct fuse_init_out)) {
+    // FUSE_MAX_PAGES and the longer answer exist from protocol 7.28 on (Linux 4.20).
+    if (header.error == 0 && s->kernel_minor >= 28 && iov[1].iov_len == sizeof(struct fuse_init_out)) {
       memset(&init, 0, sizeof(init));
       memcpy(&init, iov[1].iov_base, sizeof(struct fuse_init_out));
       init.flags |= INIT_FLAG_MAX_PAGES;
@@ -371,6 +374,18 @@ static void stop_polling(session_t *s) {
   }
 }
 
+/** Tells JavaScript's onEvent about the session (inside on_readable's scopes). */
+static void emit(session_t *s, const char *event) {
+  napi_value fn, global, result, arg = str(s->env, event);
+  if (napi_get_reference_value(s->env, s->on_event, &fn) != napi_ok || fn == NULL) return;
+  napi_get_global(s->env, &global);
+  if (napi_call_function(s->env, global, fn, 1, &arg, &result) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(s->env, &error);
+    napi_fatal_exception(s->env, error);
+  }
+}
+
 /** Reads and serves every request the kernel has queued (up to a bound, so other events get a turn). */
 static void on_readable(uv_poll_t *handle, int status, int events) {
   session_t *s = handle->data;
@@ -386,14 +401,22 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     ssize_t n = read(s->fd, s->buf, s->bufsize);
     if (n < 0) {
       if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the request was interrupted
-      if (errno != EAGAIN) stop_polling(s);             // ENODEV: the file system was unmounted
+      if (errno != EAGAIN) {  // ENODEV: the connection is gone (unmounted, or aborted)
+        stop_polling(s);
+        emit(s, "gone");
+      }
       break;
     }
     const struct fuse_in_header *in = (const struct fuse_in_header *) s->buf;
-    if ((size_t) n >= sizeof(*in) && in->opcode == FUSE_INIT) s->init_unique = in->unique;
+    int is_init = (size_t) n >= sizeof(*in) + sizeof(struct fuse_init_in) && in->opcode == FUSE_INIT;
+    if (is_init) {
+      s->init_unique = in->unique;
+      s->kernel_minor = ((const struct fuse_init_in *) (in + 1))->minor;
+    }
     napi_handle_scope request_handles;
     napi_open_handle_scope(env, &request_handles);
     fuse_session_process(s->se, s->buf, (size_t) n, s->ch);
+    if (is_init) emit(s, "ready");
     napi_close_handle_scope(env, request_handles);
     served++;
   }
@@ -417,18 +440,20 @@ static int make_args(struct fuse_args *args, const char *options) {
   return 0;
 }
 
-/** mount(mountpoint, mountOptions, sessionOptions, maxWrite, handlers) -> session */
+/** mount(mountpoint, mountOptions, sessionOptions, maxWrite, handlers, onEvent) -> session */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5], session_value;
+  size_t argc = 6;
+  napi_value argv[6], session_value;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char *mountpoint = NULL, *mount_options = NULL, *session_options = NULL;
-  if (argc < 5 || get_string(env, argv[0], &mountpoint) == NULL || get_string(env, argv[1], &mount_options) == NULL ||
+  napi_valuetype on_event_type = napi_undefined;
+  if (argc >= 6) napi_typeof(env, argv[5], &on_event_type);
+  if (argc < 6 || on_event_type != napi_function || get_string(env, argv[0], &mountpoint) == NULL || get_string(env, argv[1], &mount_options) == NULL ||
       get_string(env, argv[2], &session_options) == NULL) {
     free(mountpoint);
     free(mount_options);
     free(session_options);
-    napi_throw_type_error(env, NULL, "mount(mountpoint, mountOptions, sessionOptions, maxWrite, handlers)");
+    napi_throw_type_error(env, NULL, "mount(mountpoint, mountOptions, sessionOptions, maxWrite, handlers, onEvent)");
     return NULL;
   }
   session_t *s = calloc(1, sizeof(session_t));
@@ -442,6 +467,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
       napi_create_reference(env, fn, 1, &s->handlers[h]);
     }
   }
+  napi_create_reference(env, argv[5], 1, &s->on_event);
   napi_value resource;
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &s->resource);
@@ -452,9 +478,10 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_get_value_double(env, argv[3], &max_write);
   s->max_pages = (uint16_t) (max_write / page < 1 ? 1 : max_write / page > 256 ? 256 : max_write / page);
   s->bufsize = (size_t) s->max_pages * page + page;
+  s->buf = malloc(s->bufsize);
   struct fuse_args margs, sargs;
   const char *failure = NULL;
-  if (make_args(&margs, mount_options) != 0 || make_args(&sargs, session_options) != 0) {
+  if (s->buf == NULL || make_args(&margs, mount_options) != 0 || make_args(&sargs, session_options) != 0) {
     failure = "out of memory";
   } else if ((s->mount_ch = fuse_mount(mountpoint, &margs)) == NULL) {
     failure = "the kernel refused the mount (see the message above)";
@@ -473,7 +500,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
     }
     napi_async_destroy(env, s->async_context);
     napi_delete_reference(env, s->resource);
+    napi_delete_reference(env, s->on_event);
     free(mountpoint);
+    free(s->buf);
     free(s);
     napi_throw_error(env, NULL, failure);
     return NULL;
@@ -481,7 +510,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   fuse_session_add_chan(s->se, s->ch);
   s->fd = fuse_chan_fd(s->ch);
   fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK);
-  s->buf = malloc(s->bufsize);
+  // A child process must not hold the connection open after this process is gone.
+  fcntl(s->fd, F_SETFD, fcntl(s->fd, F_GETFD) | FD_CLOEXEC);
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   uv_poll_init(loop, &s->poll, s->fd);
@@ -698,15 +728,20 @@ static napi_value js_reply_directory(napi_env env, napi_callback_info info) {
   uint32_t count;
   CHECK(napi_get_array_length(env, argv[3], &count));
   char *buf = malloc(size);
+  if (buf == NULL) {
+    fuse_reply_err(req, ENOMEM);
+    return NULL;
+  }
   size_t used = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value name_value, ino_value, mode_value;
-    CHECK(napi_get_element(env, argv[3], i, &name_value));
-    CHECK(napi_get_element(env, argv[4], i, &ino_value));
-    CHECK(napi_get_element(env, argv[5], i, &mode_value));
     char name[1025];
     size_t name_length;
-    CHECK(napi_get_value_string_utf8(env, name_value, name, sizeof(name), &name_length));
+    if (napi_get_element(env, argv[3], i, &name_value) != napi_ok || napi_get_element(env, argv[4], i, &ino_value) != napi_ok ||
+        napi_get_element(env, argv[5], i, &mode_value) != napi_ok ||
+        napi_get_value_string_utf8(env, name_value, name, sizeof(name), &name_length) != napi_ok) {
+      break;
+    }
     struct stat st;
     memset(&st, 0, sizeof(st));
     st.st_ino = (ino_t) double_arg(env, ino_value);

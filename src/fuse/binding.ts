@@ -65,11 +65,19 @@ export interface FuseHandlers {
   getxattr(req: Request, ino: number, name: string, size: number): void;
   listxattr(req: Request, ino: number, size: number): void;
   removexattr(req: Request, ino: number, name: string): void;
-  create(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void;
+  /** `flags` are open(2)'s. */
+  create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void;
 }
 
 interface Addon {
-  mount(mountpoint: string, mountOptions: string, sessionOptions: string, maxWrite: number, handlers: FuseHandlers): object;
+  mount(
+    mountpoint: string,
+    mountOptions: string,
+    sessionOptions: string,
+    maxWrite: number,
+    handlers: FuseHandlers,
+    onEvent: (event: 'ready' | 'gone') => void,
+  ): object;
   unmount(session: object): void;
   replyErr(req: Request, errno: number): void;
   replyEntry(req: Request, attributes: Float64Array, entryTimeout: number, attrTimeout: number): void;
@@ -117,8 +125,23 @@ const NO_ENTRY = new Float64Array(9);
  */
 export class FuseSession {
   private closed = false;
+  private native: object | undefined;
+  private onGone: (() => void) | undefined;
+  private gone = false;
+  /** Resolves once the kernel's INIT is answered: the connection's limits are then in force. */
+  readonly ready: Promise<void>;
 
-  private constructor(private readonly native: object) {}
+  private constructor(start: (onEvent: (event: 'ready' | 'gone') => void) => object) {
+    let markReady!: () => void;
+    this.ready = new Promise<void>((resolve) => (markReady = resolve));
+    this.native = start((event) => {
+      if (event === 'ready') markReady();
+      else if (!this.gone) {
+        this.gone = true;
+        this.onGone?.();
+      }
+    });
+  }
 
   /**
    * Mounts and starts serving; mountOptions go to the kernel, sessionOptions to libfuse. Reads and
@@ -126,11 +149,17 @@ export class FuseSession {
    */
   static mount(mountpoint: string, mountOptions: string[], sessionOptions: string[], maxWrite: number, handlers: FuseHandlers): FuseSession {
     const session = [...sessionOptions, 'big_writes', `max_write=${maxWrite}`].join(',');
-    return new FuseSession(addon.mount(mountpoint, mountOptions.join(','), session, maxWrite, handlers));
+    return new FuseSession((onEvent) => addon.mount(mountpoint, mountOptions.join(','), session, maxWrite, handlers, onEvent));
+  }
+
+  /** Call `onGone` (once) when the kernel drops the connection: unmounted, or aborted. */
+  whenGone(onGone: () => void): void {
+    this.onGone = onGone;
+    if (this.gone) onGone();
   }
 
   unmount(): void {
-    if (this.closed) return;
+    if (this.closed || !this.native) return;
     this.closed = true;
     addon.unmount(this.native);
   }

@@ -47,19 +47,32 @@ export class FuseMount {
     let session: FuseSession | undefined;
     const handlers = fuseHandlers(fs, () => session!, { timeoutSec: options.attrTimeoutSec, log: options.log });
     session = FuseSession.mount(mountpoint, mountOptions, sessionOptions, options.maxWrite, handlers);
-    await raiseReadAhead(mountpoint, options.log);
+    try {
+      // The kernel sets the read-ahead window from the INIT answer: widen it only after that.
+      await Promise.race([session.ready, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      await raiseReadAhead(mountpoint, options.log);
+    } catch (err) {
+      session.unmount();
+      throw err;
+    }
     return new FuseMount(session, mountpoint);
   }
 
-  /** Call `onGone` (once) if the mount disappears without unmount() — e.g. `umount` from a shell. */
+  /**
+   * Call `onGone` (once) if the mount disappears without unmount(): `umount` from a shell (seen in
+   * the mount table, even while files are still open), or the connection aborted.
+   */
   watch(onGone: () => void, intervalMs = 1000): void {
+    const gone = (): void => {
+      if (this.unmounted) return;
+      this.unmounted = true;
+      if (this.watcher) clearInterval(this.watcher);
+      onGone();
+    };
+    this.session.whenGone(gone);
     this.watcher = setInterval(() => {
       void isMounted(this.mountpoint).then((mounted) => {
-        if (!mounted && !this.unmounted) {
-          this.unmounted = true;
-          if (this.watcher) clearInterval(this.watcher);
-          onGone();
-        }
+        if (!mounted) gone();
       });
     }, intervalMs);
     this.watcher.unref();
@@ -77,7 +90,7 @@ export class FuseMount {
 
 async function mountEntries(): Promise<string[]> {
   const text = await fsp.readFile('/proc/self/mounts', 'utf8');
-  return text.split('\n').map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '');
+  return text.split('\n').map((line) => unescapeMountField(line.split(' ')[1] ?? ''));
 }
 
 async function isMounted(mountpoint: string): Promise<boolean> {
@@ -93,7 +106,7 @@ async function raiseReadAhead(mountpoint: string, log: (message: string) => void
   const line = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
     .split('\n')
     .map((l) => l.split(' '))
-    .find((fields) => fields[4]?.replace(/\\040/g, ' ') === mountpoint);
+    .find((fields) => unescapeMountField(fields[4] ?? '') === mountpoint);
   if (!line?.[2]) return;
   try {
     await fsp.writeFile(`/sys/class/bdi/${line[2]}/read_ahead_kb`, String(READ_AHEAD_BYTES / 1024));
@@ -113,6 +126,11 @@ async function clearDeadMount(mountpoint: string): Promise<void> {
       await exec('fusermount', ['-uz', mountpoint]).catch(() => exec('umount', ['-l', mountpoint]));
     }
   }
+}
+
+/** The kernel writes space, tab, newline and backslash in mount table fields as octal escapes. */
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 /** Mount option values cannot contain commas or spaces. */

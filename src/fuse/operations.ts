@@ -1,6 +1,7 @@
 // The kernel's FUSE requests (inode based, as libfuse's low-level API delivers them) turned into
 // Filesystem calls, and their outcomes into answers. Owns the listings of open directories, and
 // the rule for keeping the kernel's page cache of a file across opens.
+import { constants } from 'node:fs';
 import { InodeKind, type InodeId } from '../inode/types.js';
 import { FsError } from '../inode/errors.js';
 import type { Attributes, Filesystem } from '../node/filesystem.js';
@@ -10,8 +11,18 @@ import { toErrno } from './errno.js';
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
+const { O_EXCL, O_TRUNC } = constants;
 /** How many files the page-cache rule remembers (see PageCacheRule). */
 const REMEMBERED_FILES = 65_536;
+
+/** A directory's entries as opendir (or a rewind) found them; an entry's offset is its index + 1. */
+interface Listing {
+  ino: InodeId;
+  names: string[];
+  inos: number[];
+  /** Whether readdir has been called since: a later request from offset 0 is a rewind. */
+  read: boolean;
+}
 
 export interface OperationOptions {
   /** Kernel attribute / lookup cache lifetime in seconds (also for "no such name"). */
@@ -51,8 +62,12 @@ class PageCacheRule {
 export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options: OperationOptions): FuseHandlers {
   const { timeoutSec, log } = options;
   const pageCache = new PageCacheRule();
-  const listings = new Map<number, { names: string[]; inos: number[] }>();
+  const listings = new Map<number, Listing>();
   let nextListing = 1;
+  const listing = async (ino: InodeId): Promise<Listing> => {
+    const entries = await fs.readdir(ino);
+    return { ino, names: ['.', '..', ...entries.map((e) => e.name)], inos: [ino, ino, ...entries.map((e) => e.ino)], read: false };
+  };
 
   /** Run an operation that answers the request itself; a failure answers its errno. */
   const serve = (req: Request, op: () => Promise<void>): void => {
@@ -128,9 +143,19 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
     rename: (req, parent, name, newParent, newName) =>
       ok(req, () => fs.rename(parent as InodeId, name, newParent as InodeId, newName)),
 
-    create: (req, parent, name, mode, uid, gid) =>
+    create: (req, parent, name, mode, flags, uid, gid) =>
       serve(req, async () => {
-        const ino = await fs.create(parent as InodeId, name, InodeKind.File, mode & 0o7777, uid, gid);
+        let ino: InodeId;
+        try {
+          ino = await fs.create(parent as InodeId, name, InodeKind.File, mode & 0o7777, uid, gid);
+        } catch (err) {
+          // The kernel thought the name free (a cached "no such name", another node's create):
+          // without O_EXCL, open(2) opens what is there.
+          if (!(err instanceof FsError && err.code === 'EEXIST') || flags & O_EXCL) throw err;
+          ino = await fs.lookup(parent as InodeId, name);
+          if ((await fs.getattr(ino)).kind !== InodeKind.File) throw err;
+          if (flags & O_TRUNC) await fs.setattr(ino, { size: 0 });
+        }
         await fs.open(ino);
         const a = await fs.getattr(ino);
         pageCache.atOpen(a);
@@ -153,25 +178,26 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
 
     opendir: (req, ino) =>
       serve(req, async () => {
-        // The listing is taken once, at open: offsets stay meaningful however long it is read.
-        const entries = await fs.readdir(ino as InodeId);
         const handle = nextListing++;
-        listings.set(handle, {
-          names: ['.', '..', ...entries.map((e) => e.name)],
-          inos: [ino, ino, ...entries.map((e) => e.ino)],
-        });
+        listings.set(handle, await listing(ino as InodeId));
         session().replyOpen(req, handle, false);
       }),
 
-    readdir: (req, handle, size, offset) => {
-      const listing = listings.get(handle);
-      if (!listing) return session().replyErr(req, -toErrno(new FsError('EBADF', `no open directory ${handle}`), log));
-      // An entry takes at least 32 bytes: never hand over more names than can fit.
-      const end = Math.min(listing.names.length, offset + Math.ceil(size / 32));
-      const modes = new Array<number>(end - offset).fill(0);
-      if (offset < 2) modes.fill(S_IFDIR, 0, 2 - offset);
-      session().replyDirectory(req, size, offset, listing.names.slice(offset, end), listing.inos.slice(offset, end), modes);
-    },
+    readdir: (req, handle, size, offset) =>
+      serve(req, async () => {
+        let open = listings.get(handle);
+        if (!open) throw new FsError('EBADF', `no open directory ${handle}`);
+        // Offsets index the listing taken at opendir, so that they stay meaningful however long it
+        // is read; rewinddir(3) (offset 0 again) must see the directory as it is now.
+        if (offset === 0 && open.read) listings.set(handle, (open = await listing(open.ino)));
+        open.read = true;
+        const start = Math.min(offset, open.names.length);
+        // An entry takes at least 32 bytes: never hand over more names than can fit.
+        const end = Math.min(open.names.length, start + Math.ceil(size / 32));
+        const modes = new Array<number>(end - start).fill(0);
+        if (start < 2) modes.fill(S_IFDIR, 0, 2 - start);
+        session().replyDirectory(req, size, start, open.names.slice(start, end), open.inos.slice(start, end), modes);
+      }),
 
     releasedir: (req, handle) => {
       listings.delete(handle);
@@ -183,7 +209,7 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
         for (const e of await fs.readdir(ino as InodeId)) await fs.fsync(e.ino);
       }),
 
-    statfs: (req) => session().replyStatfs(req, fs.statfs()),
+    statfs: (req) => serve(req, async () => session().replyStatfs(req, fs.statfs())),
 
     getxattr: (req, ino, name, size) => serve(req, async () => session().replyXattr(req, size, await fs.getxattr(ino as InodeId, name))),
 

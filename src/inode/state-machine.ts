@@ -261,7 +261,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       this.unlinkEntry(to, c.newName, existing);
       if (targetKey !== undefined) this.forgetKey(target, targetKey);
       if (target.kind === InodeKind.Dir) this.touchDir(to, toDir, now, -1);
-      this.releaseLink(existing, target, now, false);
+      this.releaseLink(existing, target, now, c.keepTargetOrphan);
     }
     const oldKey = this.keys.keyOf(from, c.name, rec.kind);
     this.unlinkEntry(from, c.name, ino);

@@ -72,11 +72,17 @@ export class ContentReader {
     // Read-ahead starts now, not once this read is served.
     this.noteAccess(ino, rec, offset, end);
     const base = await source;
-    const chunkStart = Math.floor(offset / this.options.chunkSize) * this.options.chunkSize;
-    return end - chunkStart <= base.length ? base.subarray(offset - chunkStart, end - chunkStart) : this.readInto(ino, rec, offset, end);
+    const chunk = Math.floor(offset / this.options.chunkSize);
+    const chunkStart = chunk * this.options.chunkSize;
+    // While the chunk was fetched the file may have been written or its object replaced.
+    const now = this.store.inode(ino);
+    if (now?.object?.etag === rec.object?.etag && this.store.writtenRanges(ino, chunk) === undefined && end - chunkStart <= base.length) {
+      return base.subarray(offset - chunkStart, end - chunkStart);
+    }
+    return now ? this.readInto(ino, now, offset, Math.min(end, now.size), false) : Buffer.alloc(0);
   }
 
-  private async readInto(ino: InodeId, rec: InodeRecord, offset: number, end: number): Promise<Buffer> {
+  private async readInto(ino: InodeId, rec: InodeRecord, offset: number, end: number, noteAccess = true): Promise<Buffer> {
     if (end <= offset) return Buffer.alloc(0);
     const out = Buffer.allocUnsafe(end - offset);
     const size = this.options.chunkSize;
@@ -88,7 +94,7 @@ export class ContentReader {
       pos = stop;
     }
     // Read-ahead starts now, not once this read is served.
-    this.noteAccess(ino, rec, offset, end);
+    if (noteAccess) this.noteAccess(ino, rec, offset, end);
     // Every part must have stopped writing into `out` before it is returned.
     const settled = await Promise.allSettled(parts);
     for (const r of settled) if (r.status === 'rejected') throw r.reason;

@@ -158,7 +158,9 @@ export class Filesystem {
       const target = this.store.lookup(newParent, newName);
       if (target !== undefined) await this.loader.ensureListed(target);
     }
-    await this.log.run({ $case: 'rename', value: { parent, name, newParent, newName, noReplace } });
+    const target = this.store.lookup(newParent, newName);
+    const keepTargetOrphan = target !== undefined && this.openFiles.openCount(target) > 0;
+    await this.log.run({ $case: 'rename', value: { parent, name, newParent, newName, noReplace, keepTargetOrphan } });
   }
 
   async link(ino: InodeId, newParent: InodeId, newName: string): Promise<void> {

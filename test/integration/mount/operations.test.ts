@@ -80,6 +80,40 @@ describe('a tidefs mount, operation by operation', () => {
     expect(kinds).toEqual({ a: 'file', b: 'file', c: 'file', d: 'dir', l: 'symlink' });
     expect(await errnoOf(fsp.readdir(at('rd', 'a')))).toBe('ENOTDIR');
     expect(await errnoOf(fsp.readdir(at('no-such-dir')))).toBe('ENOENT');
+
+    // Through one open directory descriptor (getdents64 and lseek, as readdir(3) and rewinddir(3)
+    // use them): a seek past the end reads nothing, and a rewind sees entries created since.
+    const script = `
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def names(fd):
+    out, buf = [], ctypes.create_string_buffer(4096)
+    while True:
+        n = libc.syscall(217, fd, buf, 4096)  # getdents64
+        if n < 0: raise OSError(ctypes.get_errno(), 'getdents64')
+        if n == 0: return out
+        pos = 0
+        while pos < n:
+            reclen = int.from_bytes(buf.raw[pos + 16:pos + 18], 'little')
+            out.append(buf.raw[pos + 19:pos + reclen].split(b'\\0', 1)[0].decode())
+            pos += reclen
+d = sys.argv[1]
+fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+first = names(fd)
+os.lseek(fd, 1000, os.SEEK_SET)
+past_end = names(fd)
+open(os.path.join(d, 'new-since'), 'w').close()
+os.lseek(fd, 0, os.SEEK_SET)
+rewound = names(fd)
+os.close(fd)
+print(json.dumps({'first': sorted(first), 'pastEnd': past_end, 'rewound': sorted(rewound)}))
+`;
+    const seen = JSON.parse(await runPython(script, [at('rd')])) as Record<string, string[]>;
+    expect(seen).toEqual({
+      first: ['.', '..', 'a', 'b', 'c', 'd', 'l'],
+      pastEnd: [],
+      rewound: ['.', '..', 'a', 'b', 'c', 'd', 'l', 'new-since'],
+    });
   });
 
   it('create, open, write and read at any offset, across chunks and holes; EEXIST, ENOENT, ENOTDIR, EISDIR', async () => {
@@ -333,6 +367,28 @@ describe('a tidefs mount, operation by operation', () => {
     for (const [key, body] of Object.entries(expected)) {
       expect((await objectBytes(store, key))?.toString(), key).toBe(body);
     }
+
+    // A file replaced by a rename while it is open stays usable through its descriptor (the
+    // "write a new version, then mv it over the old one" pattern), as on a local disk.
+    await fsp.mkdir(at('rn-open'));
+    await fsp.writeFile(at('rn-open', 'model.bin'), 'old content');
+    await fsp.writeFile(at('rn-open', 'model.bin.new'), 'new content');
+    const held = await fsp.open(at('rn-open', 'model.bin'), 'r+');
+    try {
+      await fsp.rename(at('rn-open', 'model.bin.new'), at('rn-open', 'model.bin'));
+      expect(await fsp.readFile(at('rn-open', 'model.bin'), 'utf8')).toBe('new content');
+      await held.write(' and more', 11);
+      const buf = Buffer.alloc(64);
+      const { bytesRead } = await held.read(buf, 0, 64, 0);
+      expect(buf.subarray(0, bytesRead).toString()).toBe('old content and more');
+    } finally {
+      await held.close();
+    }
+    expect(await fsp.readdir(at('rn-open'))).toEqual(['model.bin']);
+    await waitUntil('the bucket holds only the new version', async () => (await objectBytes(store, 'rn-open/model.bin'))?.toString() === 'new content');
+    await sleep(500);
+    // (The directory's marker may come and go; no other key may appear.)
+    expect((await listKeys(store, 'rn-open/')).filter((key) => key !== 'rn-open/')).toEqual(['rn-open/model.bin']);
   });
 
   it('link: a hard link shares data while mounted; both names reach the bucket; EEXIST, ENOENT, EPERM', async () => {

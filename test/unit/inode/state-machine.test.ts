@@ -97,7 +97,7 @@ describe('InodeStateMachine', () => {
     const a = store.lookup(ROOT_INO, 'a')!;
     const b = store.lookup(ROOT_INO, 'b')!;
     expect(isDirty(store.inode(a)!)).toBe(false);
-    ok({ $case: 'rename', value: { parent: ROOT_INO, name: 'a', newParent: ROOT_INO, newName: 'b', noReplace: false } });
+    ok({ $case: 'rename', value: { parent: ROOT_INO, name: 'a', newParent: ROOT_INO, newName: 'b', noReplace: false, keepTargetOrphan: false } });
     expect(store.lookup(ROOT_INO, 'b')).toBe(a);
     expect(store.inode(b)).toBeUndefined();
     expect([...store.pendingDeletes()].sort()).toEqual(['pre/a', 'pre/b']);
@@ -158,7 +158,7 @@ describe('InodeStateMachine', () => {
   it('rejects moving a directory into itself', () => {
     const a = create(ROOT_INO, 'a', Kind.KIND_DIR);
     const b = create(a, 'b', Kind.KIND_DIR);
-    expect(apply({ $case: 'rename', value: { parent: ROOT_INO, name: 'a', newParent: b, newName: 'a', noReplace: false } })).toMatchObject({ ok: false, error: 'EINVAL' });
+    expect(apply({ $case: 'rename', value: { parent: ROOT_INO, name: 'a', newParent: b, newName: 'a', noReplace: false, keepTargetOrphan: false } })).toMatchObject({ ok: false, error: 'EINVAL' });
   });
 
   it('survives a snapshot and restore', async () => {
