@@ -23,15 +23,6 @@ export interface FuseAttributes {
   ctimeMs: number;
 }
 
-export interface FuseStatfs {
-  blockSize: number;
-  blocks: number;
-  blocksFree: number;
-  files: number;
-  filesFree: number;
-  nameMax: number;
-}
-
 /** Which fields a setattr request changes (libfuse's FUSE_SET_ATTR_* bits; *_NOW arrive as times). */
 export const SetAttr = { mode: 1, uid: 2, gid: 4, size: 8, atime: 16, mtime: 32 } as const;
 
@@ -206,8 +197,9 @@ export class FuseSession {
     if (!this.closed) addon.replyXattr(req, size, value);
   }
 
-  replyStatfs(req: Request, s: FuseStatfs): void {
-    if (!this.closed) addon.replyStatfs(req, [s.blockSize, s.blocks, s.blocksFree, s.files, s.filesFree, s.nameMax]);
+  /** Block and inode counts of the file system; nameMax is the longest name. */
+  replyStatfs(req: Request, blockSize: number, blocks: number, blocksFree: number, files: number, filesFree: number, nameMax: number): void {
+    if (!this.closed) addon.replyStatfs(req, [blockSize, blocks, blocksFree, files, filesFree, nameMax]);
   }
 
   /** Entries `offset`.. of a listing; the kernel asks again from where the answer stopped. */

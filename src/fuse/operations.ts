@@ -209,7 +209,11 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
         for (const e of await fs.readdir(ino as InodeId)) await fs.fsync(e.ino);
       }),
 
-    statfs: (req) => serve(req, async () => session().replyStatfs(req, fs.statfs())),
+    statfs: (req) =>
+      serve(req, async () => {
+        const s = fs.statfs();
+        session().replyStatfs(req, s.blockSize, s.blocks, s.blocksFree, s.files, s.filesFree, s.nameMax);
+      }),
 
     getxattr: (req, ino, name, size) => serve(req, async () => session().replyXattr(req, size, await fs.getxattr(ino as InodeId, name))),
 
