@@ -604,7 +604,9 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   }
 
   private forgetTombstone(c: cmd.ForgetTombstone, index: number): ApplyResult {
-    if (this.store.tombstones.get(c.key) === 0) this.store.tombstones.putSync(c.key, index);
+    for (const key of c.keys.length > 0 ? c.keys : [c.key]) {
+      if (this.store.tombstones.get(key) === 0) this.store.tombstones.putSync(key, index);
+    }
     return OK;
   }
 

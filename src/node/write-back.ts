@@ -436,10 +436,14 @@ export class WriteBack {
           const deletable = batch.filter((key) => this.isDeletable(key));
           const refused = await this.objects.deleteMany(deletable);
           for (const err of refused.values()) failed(1, err);
-          const forgotten = await Promise.allSettled(
-            deletable.filter((key) => !refused.has(key)).map((key) => this.log.run({ $case: 'forgetTombstone', value: { key } })),
-          );
-          for (const outcome of forgotten) if (outcome.status === 'rejected') failed(1, outcome.reason);
+          // One log entry for the whole batch: a deleted object is one of thousands after an `rm -r`.
+          const deleted = deletable.filter((key) => !refused.has(key));
+          if (deleted.length === 0) return;
+          try {
+            await this.log.run({ $case: 'forgetTombstone', value: { key: '', keys: deleted } });
+          } catch (err) {
+            failed(deleted.length, err);
+          }
         });
       } catch (err) {
         failed(batch.length, err);

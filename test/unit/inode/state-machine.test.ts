@@ -113,6 +113,17 @@ describe('InodeStateMachine', () => {
     expect(store.inode(a)!.object).toEqual({ key: 'pre/b', etag: 'e3', size: 3 });
   });
 
+  it('forgets the tombstones of deleted objects, a batch per entry or one key per entry (older logs)', () => {
+    ok({ $case: 'mergeListing', value: { dir: ROOT_INO, generation: 0, files: ['a', 'b', 'c', 'd'].map((name) => ({ name, size: 1, etag: `e-${name}`, mtimeMs: 5 })), dirs: [], hasMarker: false } });
+    ok({ $case: 'finishListing', value: { dir: ROOT_INO, generation: 0 } });
+    for (const name of ['a', 'b', 'c', 'd']) ok({ $case: 'unlink', value: { parent: ROOT_INO, name, dir: false, keepOrphan: false } });
+    expect([...store.pendingDeletes()].sort()).toEqual(['pre/a', 'pre/b', 'pre/c', 'pre/d']);
+    ok({ $case: 'forgetTombstone', value: { key: '', keys: ['pre/a', 'pre/c'] } });
+    expect([...store.pendingDeletes()].sort()).toEqual(['pre/b', 'pre/d']);
+    ok({ $case: 'forgetTombstone', value: { key: 'pre/d', keys: [] } });
+    expect([...store.pendingDeletes()]).toEqual(['pre/b']);
+  });
+
   it('keeps local changes when a listing no longer shows an entry, and drops clean vanished ones', () => {
     ok({ $case: 'mergeListing', value: { dir: ROOT_INO, generation: 1, files: [{ name: 'x', size: 1, etag: 'e', mtimeMs: 1 }, { name: 'y', size: 1, etag: 'e', mtimeMs: 1 }], dirs: [], hasMarker: false } });
     ok({ $case: 'finishListing', value: { dir: ROOT_INO, generation: 1 } });
