@@ -81,9 +81,9 @@ export class FuseMount {
   /** Unmount; lazily if files are still open, so the process can finish and exit. */
   async unmount(): Promise<void> {
     if (this.watcher) clearInterval(this.watcher);
-    this.session.unmount();
-    if (this.unmounted) return;
     this.unmounted = true;
+    this.session.unmount();
+    // Still in the mount table: the connection was aborted (a dead mount), or detaching failed.
     if (await isMounted(this.mountpoint)) await exec('fusermount', ['-uz', this.mountpoint]).catch(() => undefined);
   }
 }

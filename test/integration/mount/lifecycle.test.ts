@@ -1,7 +1,7 @@
 // The life of a mount process: SIGTERM with dirty data writes everything back before exiting 0;
-// an unmount from outside (fusermount -u, umount) makes the process write back and exit 0; and a
-// mount killed with SIGKILL leaves no stuck mountpoint: a new mount on the same mountpoint (and data
-// directory) works and has every acknowledged write.
+// an unmount from outside (fusermount -u, umount) or an aborted connection makes the process write
+// back and exit 0; and a mount killed with SIGKILL leaves no stuck mountpoint: a new mount on the
+// same mountpoint (and data directory) works and has every acknowledged write.
 import { promises as fsp } from 'node:fs';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -84,6 +84,23 @@ describe('the life of a mount process', () => {
       await expectInBucket(expected, dir);
     });
   }
+
+  it('a connection aborted by the kernel (fusectl abort) makes the process write back, exit 0 and leave no dead mount', async () => {
+    const mount = await startMount({ bucket: bucket.name, args: NO_BACKGROUND_WRITE_BACK });
+    const expected = await writeDirtyTree(mount, 'abort');
+    const fields = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .map((line) => line.split(' '))
+      .find((f) => f[4] === mount.mountpoint);
+    const minor = fields?.[2]?.split(':')[1];
+    expect(minor).toMatch(/^\d+$/);
+    await exec('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections']).catch(() => undefined);
+    await fsp.writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+    expect(await mount.exited(), mount.output()).toBe(0);
+    expect(mount.output()).toMatch(/unmounted from outside/);
+    expect(await isMountpoint(mount.mountpoint)).toBe(false);
+    await expectInBucket(expected, 'abort');
+  });
 
   it('a mount killed with SIGKILL leaves no stuck mountpoint: a new mount there works and has every acknowledged write', async () => {
     const first = await startMount({ bucket: bucket.name, args: NO_BACKGROUND_WRITE_BACK });
