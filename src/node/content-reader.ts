@@ -74,12 +74,16 @@ export class ContentReader {
     const base = await source;
     const chunk = Math.floor(offset / this.options.chunkSize);
     const chunkStart = chunk * this.options.chunkSize;
-    // While the chunk was fetched the file may have been written or its object replaced.
+    // While the chunk was fetched the file may have been written, cut or its object replaced.
     const now = this.store.inode(ino);
-    if (now?.object?.etag === rec.object?.etag && this.store.writtenRanges(ino, chunk) === undefined && end - chunkStart <= base.length) {
-      return base.subarray(offset - chunkStart, end - chunkStart);
-    }
-    return now ? this.readInto(ino, now, offset, Math.min(end, now.size), false) : Buffer.alloc(0);
+    if (!now) return Buffer.alloc(0);
+    const unchanged =
+      now.object?.etag === rec.object?.etag &&
+      this.store.writtenRanges(ino, chunk) === undefined &&
+      end - chunkStart <= Math.min(base.length, this.baseEnd(now, chunk)) &&
+      end <= now.size;
+    if (unchanged) return base.subarray(offset - chunkStart, end - chunkStart);
+    return this.readInto(ino, now, offset, Math.min(end, now.size), false);
   }
 
   private async readInto(ino: InodeId, rec: InodeRecord, offset: number, end: number, noteAccess = true): Promise<Buffer> {
