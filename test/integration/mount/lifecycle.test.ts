@@ -94,8 +94,14 @@ describe('the life of a mount process', () => {
       .find((f) => f[4] === mount.mountpoint);
     const minor = fields?.[2]?.split(':')[1];
     expect(minor).toMatch(/^\d+$/);
-    await exec('mount', ['-t', 'fusectl', 'none', '/sys/fs/fuse/connections']).catch(() => undefined);
-    await fsp.writeFile(`/sys/fs/fuse/connections/${minor}/abort`, '1');
+    const connections = '/sys/fs/fuse/connections';
+    const hadFusectl = (await fsp.readFile('/proc/mounts', 'utf8')).includes(` ${connections} fusectl `);
+    if (!hadFusectl) await exec('mount', ['-t', 'fusectl', 'none', connections]);
+    try {
+      await fsp.writeFile(`${connections}/${minor}/abort`, '1');
+    } finally {
+      if (!hadFusectl) await exec('umount', [connections]);
+    }
     expect(await mount.exited(), mount.output()).toBe(0);
     expect(mount.output()).toMatch(/unmounted from outside/);
     expect(await isMountpoint(mount.mountpoint)).toBe(false);
