@@ -113,9 +113,8 @@ static void call(fuse_req_t req, int h, size_t argc, napi_value *args) {
   napi_env env = s->env;
   napi_value fn, global, result;
   napi_value argv[10];
-  napi_valuetype type;
-  if (s->handlers[h] == NULL || napi_get_reference_value(env, s->handlers[h], &fn) != napi_ok || fn == NULL ||
-      napi_typeof(env, fn, &type) != napi_ok || type != napi_function) {
+  // Only functions were referenced at mount.
+  if (s->handlers[h] == NULL || napi_get_reference_value(env, s->handlers[h], &fn) != napi_ok || fn == NULL) {
     fuse_reply_err(req, ENOSYS);
     return;
   }

@@ -116,7 +116,7 @@ const NO_ENTRY = new Float64Array(9);
  */
 export class FuseSession {
   private closed = false;
-  private native: object | undefined;
+  private readonly native: object;
   private onGone: (() => void) | undefined;
   private gone = false;
   /** Resolves once the kernel's INIT is answered: the connection's limits are then in force. */
@@ -150,7 +150,7 @@ export class FuseSession {
   }
 
   unmount(): void {
-    if (this.closed || !this.native) return;
+    if (this.closed) return;
     this.closed = true;
     addon.unmount(this.native);
   }

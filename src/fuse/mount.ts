@@ -88,13 +88,16 @@ export class FuseMount {
   }
 }
 
-async function mountEntries(): Promise<string[]> {
-  const text = await fsp.readFile('/proc/self/mounts', 'utf8');
-  return text.split('\n').map((line) => unescapeMountField(line.split(' ')[1] ?? ''));
+/** The fields of the mount table's (/proc/self/mountinfo) line for `mountpoint`, if it is mounted. */
+async function mountInfo(mountpoint: string): Promise<string[] | undefined> {
+  return (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((line) => line.split(' '))
+    .find((fields) => unescapeMountField(fields[4] ?? '') === mountpoint);
 }
 
 async function isMounted(mountpoint: string): Promise<boolean> {
-  return (await mountEntries()).includes(mountpoint);
+  return (await mountInfo(mountpoint)) !== undefined;
 }
 
 /**
@@ -103,13 +106,10 @@ async function isMounted(mountpoint: string): Promise<boolean> {
  * through /proc/self/mountinfo: a stat of the mount point would be a request to this very process.
  */
 async function raiseReadAhead(mountpoint: string, log: (message: string) => void): Promise<void> {
-  const line = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .map((l) => l.split(' '))
-    .find((fields) => unescapeMountField(fields[4] ?? '') === mountpoint);
-  if (!line?.[2]) return;
+  const device = (await mountInfo(mountpoint))?.[2];
+  if (!device) return;
   try {
-    await fsp.writeFile(`/sys/class/bdi/${line[2]}/read_ahead_kb`, String(READ_AHEAD_BYTES / 1024));
+    await fsp.writeFile(`/sys/class/bdi/${device}/read_ahead_kb`, String(READ_AHEAD_BYTES / 1024));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') log(`could not widen read-ahead: ${(err as Error).message}`);

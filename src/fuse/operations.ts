@@ -90,16 +90,17 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
   };
 
   return {
-    lookup: (req, parent, name) => {
-      fs.noteActivity();
-      fs.lookup(parent as InodeId, name).then(
-        (ino) => entry(req, ino).catch((err: unknown) => session().replyErr(req, -toErrno(err, log))),
-        (err: unknown) => {
-          if (err instanceof FsError && err.code === 'ENOENT') session().replyNoEntry(req, timeoutSec);
-          else session().replyErr(req, -toErrno(err, log));
-        },
-      );
-    },
+    lookup: (req, parent, name) =>
+      serve(req, async () => {
+        let ino: InodeId;
+        try {
+          ino = await fs.lookup(parent as InodeId, name);
+        } catch (err) {
+          if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
+          return session().replyNoEntry(req, timeoutSec);
+        }
+        await entry(req, ino);
+      }),
 
     getattr: (req, ino) => serve(req, async () => attr(req, await fs.getattr(ino as InodeId))),
 

@@ -150,15 +150,14 @@ export class Filesystem {
     const key = this.keys.keyOf(newParent, newName, rec.kind);
     if (key === undefined) throw new FsError('ENOENT', 'target directory was removed');
     checkKey(key);
+    const target = this.store.lookup(newParent, newName);
     if (rec.kind === InodeKind.Dir) {
       // Every object under the directory moves: the whole subtree must be known first, and every
       // key it will have must fit.
       await this.loader.ensureSubtreeListed(ino);
       checkKeyBytes(Buffer.byteLength(key) + this.keys.longestKeyBelow(ino));
-      const target = this.store.lookup(newParent, newName);
       if (target !== undefined) await this.loader.ensureListed(target);
     }
-    const target = this.store.lookup(newParent, newName);
     const keepTargetOrphan = target !== undefined && this.openFiles.openCount(target) > 0;
     await this.log.run({ $case: 'rename', value: { parent, name, newParent, newName, noReplace, keepTargetOrphan } });
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
-import { errnoOf, isMountpoint, listKeys, objectBytes, patternBytes, waitUntil } from './mount-test-tools.js';
+import { errnoOf, isMountpoint, listKeys, mountDevice, objectBytes, patternBytes, waitUntil } from './mount-test-tools.js';
 
 const exec = promisify(execFile);
 const KiB = 1024;
@@ -88,11 +88,7 @@ describe('the life of a mount process', () => {
   it('a connection aborted by the kernel (fusectl abort) makes the process write back, exit 0 and leave no dead mount', async () => {
     const mount = await startMount({ bucket: bucket.name, args: NO_BACKGROUND_WRITE_BACK });
     const expected = await writeDirtyTree(mount, 'abort');
-    const fields = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
-      .split('\n')
-      .map((line) => line.split(' '))
-      .find((f) => f[4] === mount.mountpoint);
-    const minor = fields?.[2]?.split(':')[1];
+    const minor = (await mountDevice(mount.mountpoint))?.split(':')[1];
     expect(minor).toMatch(/^\d+$/);
     const connections = '/sys/fs/fuse/connections';
     const hadFusectl = (await fsp.readFile('/proc/mounts', 'utf8')).includes(` ${connections} fusectl `);

@@ -136,6 +136,15 @@ export async function isMountpoint(mountpoint: string): Promise<boolean> {
   return table.split('\n').some((line) => line.split(' ')[1] === mountpoint);
 }
 
+/** The mount's device ("major:minor", from /proc/self/mountinfo), or undefined if it is not mounted. */
+export async function mountDevice(mountpoint: string): Promise<string | undefined> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  return table
+    .split('\n')
+    .map((line) => line.split(' '))
+    .find((fields) => fields[4] === mountpoint)?.[2];
+}
+
 /** PIDs of live processes whose command line contains `text` (e.g. a mountpoint). */
 export async function processesMentioning(text: string): Promise<number[]> {
   const pids: number[] = [];

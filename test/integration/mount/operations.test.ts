@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { startMount, stopAllMounts, type MountHandle } from '../../support/mount.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
-import { errnoOf, listKeys, objectBytes, patternBytes, runPython, sleep, waitUntil, xattr } from './mount-test-tools.js';
+import { errnoOf, listKeys, mountDevice, objectBytes, patternBytes, runPython, sleep, waitUntil, xattr } from './mount-test-tools.js';
 
 const exec = promisify(execFile);
 /** Small chunks so that modest files span several; a short close delay so closed files reach the bucket quickly. */
@@ -212,12 +212,9 @@ print(json.dumps({'first': sorted(first), 'pastEnd': past_end, 'rewound': sorted
   });
 
   it('the kernel reads ahead 4 MiB on the mount (its default for a new FUSE mount is 128 KiB)', async () => {
-    const fields = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
-      .split('\n')
-      .map((line) => line.split(' '))
-      .find((f) => f[4] === mount.mountpoint);
-    expect(fields?.[2]).toMatch(/^\d+:\d+$/);
-    expect((await fsp.readFile(`/sys/class/bdi/${fields![2]}/read_ahead_kb`, 'utf8')).trim()).toBe('4096');
+    const device = await mountDevice(mount.mountpoint);
+    expect(device).toMatch(/^\d+:\d+$/);
+    expect((await fsp.readFile(`/sys/class/bdi/${device}/read_ahead_kb`, 'utf8')).trim()).toBe('4096');
   });
 
   it('truncate and ftruncate shrink and grow; grown regions read zeros, also over data already in the bucket', async () => {
