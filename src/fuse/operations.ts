@@ -92,14 +92,9 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
   return {
     lookup: (req, parent, name) =>
       serve(req, async () => {
-        let ino: InodeId;
-        try {
-          ino = await fs.lookup(parent as InodeId, name);
-        } catch (err) {
-          if (!(err instanceof FsError && err.code === 'ENOENT')) throw err;
-          return session().replyNoEntry(req, timeoutSec);
-        }
-        await entry(req, ino);
+        const ino = await fs.find(parent as InodeId, name);
+        if (ino === undefined) session().replyNoEntry(req, timeoutSec);
+        else await entry(req, ino);
       }),
 
     getattr: (req, ino) => serve(req, async () => attr(req, await fs.getattr(ino as InodeId))),
@@ -157,16 +152,14 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
           if ((await fs.getattr(ino)).kind !== InodeKind.File) throw err;
           if (flags & O_TRUNC) await fs.setattr(ino, { size: 0 });
         }
-        await fs.open(ino);
-        const a = await fs.getattr(ino);
+        const a = await fs.open(ino);
         pageCache.atOpen(a);
         session().replyCreate(req, a, timeoutSec);
       }),
 
     open: (req, ino) =>
       serve(req, async () => {
-        await fs.open(ino as InodeId);
-        session().replyOpen(req, 0, pageCache.atOpen(await fs.getattr(ino as InodeId)));
+        session().replyOpen(req, 0, pageCache.atOpen(await fs.open(ino as InodeId)));
       }),
 
     read: (req, ino, size, offset) => serve(req, async () => session().replyBuffer(req, await fs.read(ino as InodeId, offset, size))),

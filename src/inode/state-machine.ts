@@ -59,6 +59,8 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   readonly persistent = true;
   readonly store: MetadataStore;
   readonly keys: BucketKeys;
+  /** The tables' applied index, kept in memory: only apply() and restore() change it. */
+  private applied: number;
 
   constructor(
     store: MetadataStore,
@@ -70,16 +72,18 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     if (!store.inode(ROOT_INO)) {
       store.env.transactionSync(() => this.createRoot(), TABLE_TXN_FLAGS);
     }
+    this.applied = store.metaValue('applied');
   }
 
   appliedIndex(): number {
-    return this.store.metaValue('applied');
+    return this.applied;
   }
 
   apply(entry: Entry): ApplyResult {
-    if (entry.index <= this.appliedIndex()) return OK;
+    if (entry.index <= this.applied) return OK;
     if (entry.data.length === 0) {
       this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
+      this.applied = entry.index;
       return OK;
     }
     const command = decodeCommand(entry.data);
@@ -94,6 +98,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
       result = { ok: false, error: err.code, message: err.message };
     }
+    this.applied = entry.index;
     return result;
   }
 
@@ -134,6 +139,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
         this.chunks.writeSync(ino as InodeId, chunk, 0, bytes);
       }
     }, TABLE_TXN_FLAGS);
+    this.applied = this.store.metaValue('applied');
   }
 
   // ---- dispatch ----

@@ -94,16 +94,20 @@ export class Filesystem {
   // ---- namespace ----
 
   async lookup(parent: InodeId, name: string): Promise<InodeId> {
-    checkName(name);
-    await this.loader.ensureListed(parent);
-    const ino = this.store.lookup(parent, name);
+    const ino = await this.find(parent, name);
     if (ino === undefined) throw new FsError('ENOENT', name);
     return ino;
   }
 
+  /** lookup() for callers to whom a missing name is an answer, not an error. */
+  async find(parent: InodeId, name: string): Promise<InodeId | undefined> {
+    checkName(name);
+    await this.loader.ensureListed(parent);
+    return this.store.lookup(parent, name);
+  }
+
   async getattr(ino: InodeId): Promise<Attributes> {
-    await this.loader.ensureAttributes(ino);
-    return attributesOf(ino, this.record(ino));
+    return attributesOf(ino, await this.loadedRecord(ino));
   }
 
   async readdir(dir: InodeId): Promise<DirEntry[]> {
@@ -125,8 +129,7 @@ export class Filesystem {
   }
 
   async readlink(ino: InodeId): Promise<string> {
-    await this.loader.ensureAttributes(ino);
-    const rec = this.record(ino);
+    const rec = await this.loadedRecord(ino);
     if (rec.kind !== InodeKind.Symlink) throw new FsError('EINVAL', 'not a symbolic link');
     return rec.symlinkTarget ?? '';
   }
@@ -165,16 +168,15 @@ export class Filesystem {
   async link(ino: InodeId, newParent: InodeId, newName: string): Promise<void> {
     checkName(newName);
     await this.loader.ensureListed(newParent);
-    const rec = this.record(ino);
+    const rec = await this.loadedRecord(ino);
     const key = this.keys.keyOf(newParent, newName, rec.kind);
     if (key === undefined) throw new FsError('ENOENT', 'target directory was removed');
     checkKey(key);
-    await this.loader.ensureAttributes(ino);
     await this.log.run({ $case: 'link', value: { ino, newParent, newName } });
   }
 
   async setattr(ino: InodeId, attrs: SetAttributes): Promise<Attributes> {
-    await this.loader.ensureAttributes(ino);
+    await this.loadedRecord(ino);
     if (attrs.size !== undefined) {
       if (attrs.size > MAX_FILE_SIZE) throw new FsError('EFBIG', 'larger than the largest object');
       await this.log.run({ $case: 'truncate', value: { ino, size: attrs.size } });
@@ -190,35 +192,35 @@ export class Filesystem {
   // ---- extended attributes ----
 
   async getxattr(ino: InodeId, name: string): Promise<Buffer> {
-    await this.loader.ensureAttributes(ino);
-    const value = isStoredXattrName(name) ? this.record(ino).xattrs?.[name] : undefined;
+    const rec = await this.loadedRecord(ino);
+    const value = isStoredXattrName(name) ? rec.xattrs?.[name] : undefined;
     if (value === undefined) throw new FsError('ENODATA', name);
     return Buffer.from(value);
   }
 
   async listxattr(ino: InodeId): Promise<string[]> {
-    await this.loader.ensureAttributes(ino);
-    return Object.keys(this.record(ino).xattrs ?? {}).filter(isStoredXattrName);
+    return Object.keys((await this.loadedRecord(ino)).xattrs ?? {}).filter(isStoredXattrName);
   }
 
   async setxattr(ino: InodeId, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === '' || Buffer.byteLength(name) > 255) throw new FsError('ERANGE', 'bad attribute name');
     if (!isStoredXattrName(name)) throw new FsError('ENOTSUP', `${name}: security.* and system.* attributes are not supported`);
-    await this.loader.ensureAttributes(ino);
+    await this.loadedRecord(ino);
     await this.log.run({ $case: 'setXattr', value: { ino, name, value, flags } });
   }
 
   async removexattr(ino: InodeId, name: string): Promise<void> {
-    await this.loader.ensureAttributes(ino);
+    await this.loadedRecord(ino);
     await this.log.run({ $case: 'removeXattr', value: { ino, name } });
   }
 
   // ---- file content ----
 
-  async open(ino: InodeId): Promise<void> {
-    await this.loader.ensureAttributes(ino);
-    this.record(ino);
+  /** Counts the file open and returns its attributes at this open. */
+  async open(ino: InodeId): Promise<Attributes> {
+    const rec = await this.loadedRecord(ino);
     this.openFiles.open(ino);
+    return attributesOf(ino, rec);
   }
 
   async release(ino: InodeId): Promise<void> {
@@ -269,10 +271,17 @@ export class Filesystem {
   }
 
   private record(ino: InodeId): InodeRecord {
-    const rec = this.store.inode(ino);
-    if (!rec) throw new FsError('ENOENT', `inode ${ino}`);
-    return rec;
+    return this.store.inode(ino) ?? missing(ino);
   }
+
+  /** The inode's record, its attributes first read from the bucket if they were not yet. */
+  private async loadedRecord(ino: InodeId): Promise<InodeRecord> {
+    return (await this.loader.loadedRecord(ino)) ?? missing(ino);
+  }
+}
+
+function missing(ino: InodeId): never {
+  throw new FsError('ENOENT', `inode ${ino}`);
 }
 
 export function attributesOf(ino: InodeId, rec: InodeRecord): Attributes {

@@ -7,7 +7,7 @@
 import { FsError } from '../inode/errors.js';
 import type { BucketKeys } from '../inode/bucket-keys.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
-import { InodeKind, type InodeId } from '../inode/types.js';
+import { InodeKind, type InodeId, type InodeRecord } from '../inode/types.js';
 import type { InodeLog } from './inode-log.js';
 import { fromObjectMetadata } from './object-metadata.js';
 import { StoreError, type ObjectStore } from './s3/object-store.js';
@@ -57,16 +57,18 @@ export class NamespaceLoader {
   }
 
   /**
-   * Make sure the inode's attributes are known (read once from its object's metadata). When they
-   * are not, the next entries of its directory are read ahead too: whoever stats one entry of a
-   * listed directory (`ls -l`, a loader walking a model directory) usually stats the next ones.
+   * The inode's record with its attributes known (read once from its object's metadata), or
+   * undefined if there is no such inode. When they were not known, the next entries of its
+   * directory are read ahead too: whoever stats one entry of a listed directory (`ls -l`, a loader
+   * walking a model directory) usually stats the next ones.
    */
-  ensureAttributes(ino: InodeId): Promise<void> {
+  async loadedRecord(ino: InodeId): Promise<InodeRecord | undefined> {
     const rec = this.store.inode(ino);
-    if (!rec || rec.metaLoaded) return Promise.resolve();
+    if (!rec || rec.metaLoaded) return rec;
     const pending = this.loadAttributesOnce(ino);
     this.readAttributesAhead(ino);
-    return pending;
+    await pending;
+    return this.store.inode(ino);
   }
 
   private loadAttributesOnce(ino: InodeId): Promise<void> {
