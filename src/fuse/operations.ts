@@ -25,7 +25,10 @@ interface Listing {
 }
 
 export interface OperationOptions {
-  /** Kernel attribute / lookup cache lifetime in seconds (also for "no such name"). */
+  /**
+   * How long (s) the kernel may cache attributes. What a lookup finds in a directory (an entry,
+   * or "no such name") may be cached that much longer than the directory's listing stays current.
+   */
   timeoutSec: number;
   log: (message: string) => void;
 }
@@ -79,10 +82,12 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
       await op();
       session().replyErr(req, 0);
     });
-  const entry = async (req: Request, ino: InodeId): Promise<void> => {
+  /** Cache lifetime (s) of what the kernel learns about entries of `dir`. */
+  const entryTimeout = (dir: number): number => timeoutSec + fs.entriesFreshMs(dir as InodeId) / 1000;
+  const entry = async (req: Request, parent: number, ino: InodeId): Promise<void> => {
     const a = await fs.getattr(ino);
     pageCache.told(a);
-    session().replyEntry(req, a, timeoutSec);
+    session().replyEntry(req, a, entryTimeout(parent));
   };
   const attr = (req: Request, a: Attributes): void => {
     pageCache.told(a);
@@ -93,8 +98,8 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
     lookup: (req, parent, name) =>
       serve(req, async () => {
         const ino = await fs.find(parent as InodeId, name);
-        if (ino === undefined) session().replyNoEntry(req, timeoutSec);
-        else await entry(req, ino);
+        if (ino === undefined) session().replyNoEntry(req, entryTimeout(parent));
+        else await entry(req, parent, ino);
       }),
 
     getattr: (req, ino) => serve(req, async () => attr(req, await fs.getattr(ino as InodeId))),
@@ -117,19 +122,19 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
     mknod: (req, parent, name, mode, uid, gid) =>
       serve(req, async () => {
         if ((mode & S_IFMT) !== S_IFREG) throw new FsError('EPERM', 'only regular files can be stored in a bucket');
-        await entry(req, await fs.create(parent as InodeId, name, InodeKind.File, mode & 0o7777, uid, gid));
+        await entry(req, parent, await fs.create(parent as InodeId, name, InodeKind.File, mode & 0o7777, uid, gid));
       }),
 
     mkdir: (req, parent, name, mode, uid, gid) =>
-      serve(req, async () => entry(req, await fs.create(parent as InodeId, name, InodeKind.Dir, mode & 0o7777, uid, gid))),
+      serve(req, async () => entry(req, parent, await fs.create(parent as InodeId, name, InodeKind.Dir, mode & 0o7777, uid, gid))),
 
     symlink: (req, target, parent, name, uid, gid) =>
-      serve(req, async () => entry(req, await fs.create(parent as InodeId, name, InodeKind.Symlink, 0o777, uid, gid, target))),
+      serve(req, async () => entry(req, parent, await fs.create(parent as InodeId, name, InodeKind.Symlink, 0o777, uid, gid, target))),
 
     link: (req, ino, newParent, newName) =>
       serve(req, async () => {
         await fs.link(ino as InodeId, newParent as InodeId, newName);
-        await entry(req, ino as InodeId);
+        await entry(req, newParent, ino as InodeId);
       }),
 
     unlink: (req, parent, name) => ok(req, () => fs.unlink(parent as InodeId, name)),
@@ -154,7 +159,7 @@ export function fuseHandlers(fs: Filesystem, session: () => FuseSession, options
         }
         const a = await fs.open(ino);
         pageCache.atOpen(a);
-        session().replyCreate(req, a, timeoutSec);
+        session().replyCreate(req, a, entryTimeout(parent));
       }),
 
     open: (req, ino) =>

@@ -106,6 +106,14 @@ export class Filesystem {
     return this.store.lookup(parent, name);
   }
 
+  /**
+   * How long (ms) what the directory says about its entries (their names and attributes) stays
+   * as current as the bucket listing it came from: a cache of it may be kept that long.
+   */
+  entriesFreshMs(dir: InodeId): number {
+    return this.loader.listingFreshMs(dir);
+  }
+
   async getattr(ino: InodeId): Promise<Attributes> {
     return attributesOf(ino, await this.loadedRecord(ino));
   }

@@ -46,6 +46,15 @@ export class NamespaceLoader {
     return pending;
   }
 
+  /**
+   * How much longer (ms) the directory's listing stays current: what it says about the entries may
+   * be cached that long without outliving the TTL. 0 when the directory is not listed.
+   */
+  listingFreshMs(dir: InodeId): number {
+    const listedAt = this.store.inode(dir)?.listedAt;
+    return listedAt === undefined ? 0 : Math.max(0, listedAt + this.ttlMs - Date.now());
+  }
+
   /** List a directory and every directory below it (before a directory is renamed). */
   async ensureSubtreeListed(dir: InodeId): Promise<void> {
     await this.ensureListed(dir);
