@@ -70,13 +70,13 @@ export function parseSize(text: string, what: string): number {
   return Math.floor(Number(m[1]) * unit);
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, '': 1000, m: 60_000, h: 3_600_000 };
 
-/** "30s", "500ms", "2m", "5" (seconds) -> milliseconds. */
+/** "30s", "500ms", "50us", "2m", "5" (seconds) -> milliseconds, to the microsecond. */
 export function parseDuration(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|)\s*$/.exec(text);
   if (!m) throw new UsageError(`${what}: cannot read "${text}" as a duration (e.g. 30s, 500ms, 2m)`);
-  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]! * 1000) / 1000;
 }
 
 /** "s3://bucket/some/prefix" -> bucket and prefix (without slashes at either end). */

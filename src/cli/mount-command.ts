@@ -33,6 +33,8 @@ Mount a bucket (or a prefix of it). S3 settings come from the standard AWS envir
   --region REGION       S3 region (default: AWS_REGION or us-east-1)
   --durability MODE     process (default): the log survives a killed process without an fsync per
                         write; fsync: every log write is fsynced (survives power loss)
+  --busy-poll TIME      after answering the kernel, look this long for its next request before
+                        sleeping: less latency per operation, some CPU (default 50us; 0: never)
   --no-allow-other      only the mounting user may use the mount (default when not root)
   --foreground          stay in the foreground (logs to stderr)
 `;
@@ -48,6 +50,7 @@ const VALUE_FLAGS = [
   'endpoint',
   'region',
   'durability',
+  'busy-poll',
 ] as const;
 const SWITCH_FLAGS = ['foreground', 'allow-other'] as const;
 /** The kernel's attribute and lookup caches live at most this long (and at most half the TTL). */
@@ -58,6 +61,7 @@ interface MountPlan {
   mountpoint: string;
   /** How long the kernel caches attributes and lookups; part of the metadata TTL. */
   kernelCacheMs: number;
+  busyPollUs: number;
   allowOther: boolean;
   foreground: boolean;
   endpoint: string | undefined;
@@ -85,6 +89,8 @@ function plan(argv: string[]): MountPlan {
   // together they stay within the TTL.
   const metadataTtlMs = parseDuration(args.values.get('metadata-ttl') ?? '30s', '--metadata-ttl');
   const kernelCacheMs = Math.min(MAX_KERNEL_CACHE_MS, metadataTtlMs / 2);
+  const busyPollMs = parseDuration(args.values.get('busy-poll') ?? '50us', '--busy-poll');
+  if (busyPollMs > 10) throw new UsageError('--busy-poll must be at most 10ms');
   const dataDir = path.resolve(args.values.get('data-dir') ?? defaultDataDir(bucket, prefix, root));
   if (dataDir === mountpoint || dataDir.startsWith(mountpoint + path.sep)) {
     throw new UsageError('--data-dir cannot be inside the mount point');
@@ -107,6 +113,7 @@ function plan(argv: string[]): MountPlan {
     },
     mountpoint,
     kernelCacheMs,
+    busyPollUs: busyPollMs * 1000,
     allowOther: args.switches.get('allow-other') ?? root,
     foreground: args.switches.get('foreground') ?? false,
     endpoint,
@@ -147,6 +154,7 @@ async function serve(p: MountPlan): Promise<number> {
       allowOther: p.allowOther,
       attrTimeoutSec: p.kernelCacheMs / 1000,
       maxWrite: 1024 * 1024,
+      busyPollUs: p.busyPollUs,
       log,
     });
   } catch (err) {

@@ -66,6 +66,7 @@ interface Addon {
     mountOptions: string,
     sessionOptions: string,
     maxWrite: number,
+    busyPollUs: number,
     handlers: FuseHandlers,
     onEvent: (event: 'ready' | 'gone') => void,
   ): object;
@@ -136,11 +137,19 @@ export class FuseSession {
 
   /**
    * Mounts and starts serving; mountOptions go to the kernel, sessionOptions to libfuse. Reads and
-   * writes come in requests of up to maxWrite bytes (at most 1 MiB: 256 pages).
+   * writes come in requests of up to maxWrite bytes (at most 1 MiB: 256 pages). After serving what
+   * the kernel had queued, the session looks for its next request for busyPollUs before sleeping.
    */
-  static mount(mountpoint: string, mountOptions: string[], sessionOptions: string[], maxWrite: number, handlers: FuseHandlers): FuseSession {
+  static mount(
+    mountpoint: string,
+    mountOptions: string[],
+    sessionOptions: string[],
+    maxWrite: number,
+    busyPollUs: number,
+    handlers: FuseHandlers,
+  ): FuseSession {
     const session = [...sessionOptions, 'big_writes', `max_write=${maxWrite}`].join(',');
-    return new FuseSession((onEvent) => addon.mount(mountpoint, mountOptions.join(','), session, maxWrite, handlers, onEvent));
+    return new FuseSession((onEvent) => addon.mount(mountpoint, mountOptions.join(','), session, maxWrite, busyPollUs, handlers, onEvent));
   }
 
   /** Call `onGone` (once) when the kernel drops the connection: unmounted, or aborted. */

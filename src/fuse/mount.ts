@@ -24,6 +24,8 @@ export interface MountOptions {
   attrTimeoutSec: number;
   /** Largest write the kernel sends in one request. */
   maxWrite: number;
+  /** How long to look for the kernel's next request after serving, before sleeping (0: never). */
+  busyPollUs: number;
   log: (message: string) => void;
 }
 
@@ -46,7 +48,7 @@ export class FuseMount {
     const sessionOptions = [`max_readahead=${READ_AHEAD_BYTES}`];
     let session: FuseSession | undefined;
     const handlers = fuseHandlers(fs, () => session!, { timeoutSec: options.attrTimeoutSec, log: options.log });
-    session = FuseSession.mount(mountpoint, mountOptions, sessionOptions, options.maxWrite, handlers);
+    session = FuseSession.mount(mountpoint, mountOptions, sessionOptions, options.maxWrite, options.busyPollUs, handlers);
     try {
       // The kernel sets the read-ahead window from the INIT answer: widen it only after that.
       await Promise.race([session.ready, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);

@@ -1,4 +1,5 @@
-// The life of a mount process: SIGTERM with dirty data writes everything back before exiting 0;
+// The life of a mount process: SIGTERM with dirty data writes everything back before exiting 0
+// (a mount that never busy-polls too);
 // an unmount from outside (fusermount -u, umount) or an aborted connection makes the process write
 // back and exit 0; and a mount killed with SIGKILL leaves no stuck mountpoint: a new mount on the
 // same mountpoint (and data directory) works and has every acknowledged write.
@@ -71,6 +72,18 @@ describe('the life of a mount process', () => {
     expect(await mount.stop(), mount.output()).toBe(0);
     expect(await isMountpoint(mount.mountpoint)).toBe(false);
     await expectInBucket(expected, 'term');
+  });
+
+  it('a mount that never busy-polls (--busy-poll 0) serves alike: what it was given reads back and is written back', async () => {
+    const mount = await startMount({ bucket: bucket.name, args: [...NO_BACKGROUND_WRITE_BACK, '--busy-poll', '0'] });
+    const expected = await writeDirtyTree(mount, 'no-poll');
+    for (const [key, body] of expected) {
+      if (key.endsWith('/') || key.endsWith('/link')) continue;
+      expect((await fsp.readFile(path.join(mount.mountpoint, key))).equals(body), key).toBe(true);
+    }
+    expect(await fsp.readlink(path.join(mount.mountpoint, 'no-poll', 'link'))).toBe('sub/small.txt');
+    expect(await mount.stop(), mount.output()).toBe(0);
+    await expectInBucket(expected, 'no-poll');
   });
 
   for (const [tool, args] of [['fusermount -u', ['fusermount', '-u']], ['umount', ['umount']]] as const) {
