@@ -386,6 +386,7 @@ export class ChunkStore {
   private inlineBytes(ino: InodeId, chunk: number, entry: LocalChunk, length: number): Buffer {
     const out = Buffer.alloc(length);
     const stored = Math.min(entry.bytes, length);
+    if (stored === 0) return out;
     const pieces = this.pieces.getRange({ start: [ino, chunk, 0], end: [ino, chunk, Math.ceil(stored / INLINE_PIECE)] });
     for (const { key, value } of pieces) value.copy(out, key[2] * INLINE_PIECE, 0, Math.min(value.length, stored - key[2] * INLINE_PIECE));
     return out;

@@ -768,7 +768,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     for (const link of [...this.store.links(ino)]) this.store.backlinks.removeSync([ino, link.parent, link.name]);
     this.chunks.removeInodeSync(ino);
     this.store.dirty.removeSync(ino);
-    this.store.orphans.removeSync(ino);
+    if (rec.orphan) this.store.orphans.removeSync(ino);
     this.store.inodes.removeSync(ino);
   }
 
