@@ -1,6 +1,7 @@
-// The ObjectStore over a real S3 server (AWS, radosgw, ...) through @aws-sdk/client-s3. It owns the
-// HTTP connection pool, the retry loop (the SDK's own retries are off so the behaviour is explicit)
-// and the translation of every failure into a StoreError. It never decides what a failure means for
+// The ObjectStore over a real S3 server (AWS, radosgw, ...) through @aws-sdk/client-s3 (ranged
+// reads from a plain-HTTP endpoint through HttpRangeReader, which reads into the caller's buffer).
+// It owns the HTTP connection pool, the retry loop (the SDK's own retries are off so the behaviour
+// is explicit) and the translation of every failure into a StoreError. It never decides what a failure means for
 // the filesystem, never adds a key prefix, and never logs object data or credentials.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -36,6 +37,7 @@ import {
   type PutOptions,
   StoreError,
 } from './object-store.js';
+import { HttpRangeReader } from './http-range-reader.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryTransient } from './retry.js';
 import { classifyS3Failure, describeS3Failure, IncompleteBodyError, type S3Failure } from './s3-errors.js';
 
@@ -78,6 +80,8 @@ export class S3ObjectStore implements ObjectStore {
   private readonly bucket: string;
   private readonly server: string;
   private readonly client: S3Client;
+  /** Ranged reads when the endpoint is plain HTTP; undefined: through the SDK. */
+  private readonly ranges: HttpRangeReader | undefined;
   private readonly retry: RetryPolicy;
   private readonly maxSingleCopyBytes: number;
   private readonly copyPartBytes: number;
@@ -111,10 +115,21 @@ export class S3ObjectStore implements ObjectStore {
         socketTimeout: config.requestTimeoutMs ?? 30_000,
       },
     });
+    const url = endpoint === undefined ? undefined : new URL(endpoint);
+    if (url?.protocol === 'http:') {
+      this.ranges = new HttpRangeReader({
+        endpoint: url,
+        bucket: this.bucket,
+        signer: () => this.client.config.signer(),
+        connectTimeoutMs: config.connectTimeoutMs ?? 5_000,
+        requestTimeoutMs: config.requestTimeoutMs ?? 30_000,
+      });
+    }
   }
 
   /** Closes the kept-alive connections. The store must not be used afterwards. */
   close(): void {
+    this.ranges?.close();
     this.client.destroy();
   }
 
@@ -378,6 +393,7 @@ export class S3ObjectStore implements ObjectStore {
 
   private async readRange(key: string, range: string, etag: string | undefined): Promise<Buffer> {
     const body = await this.call('GetObject', key, async () => {
+      if (this.ranges) return this.ranges.read(key, range, etag);
       const request = this.client.send(
         new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range, IfMatch: etag === undefined ? undefined : quote(etag) }),
       );

@@ -69,6 +69,14 @@ describe('S3ObjectStore through the fault proxy', () => {
     expect(requests).toBe(3);
   });
 
+  it('retries an answer cut short in its body, and gets every byte', async () => {
+    proxy.cutNext(2, 1000);
+    const requests = await requestsDuring(async () => {
+      expect((await store.getRange('object', 10, data.length)).equals(data.subarray(10))).toBe(true);
+    });
+    expect(requests).toBe(3);
+  });
+
   it('retries an answer slower than the request timeout', async () => {
     proxy.delayMs(1_000, 1);
     const requests = await requestsDuring(async () => expect(await store.getTail('object', 10)).toEqual(data.subarray(-10)));
