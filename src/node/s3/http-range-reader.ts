@@ -255,10 +255,13 @@ export class HttpRangeReader {
     const signed = await (await this.signer).sign(unsigned);
     const request = [`GET ${path} HTTP/1.1`, ...Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
     const c = this.idle.pop() ?? new Connection(this.options, (idle) => this.forget(idle));
-    const body = await c.send(request);
-    if (c.closed || this.closed || this.idle.length >= IDLE_CONNECTIONS) c.destroy();
-    else this.idle.push(c);
-    return body;
+    try {
+      return await c.send(request);
+    } finally {
+      // An error answer read to its end leaves the connection as usable as a success does.
+      if (c.closed || this.closed || this.idle.length >= IDLE_CONNECTIONS) c.destroy();
+      else this.idle.push(c);
+    }
   }
 
   close(): void {
