@@ -440,11 +440,15 @@ static uint64_t now_ns(void) {
   return (uint64_t) t.tv_sec * 1000000000u + (uint64_t) t.tv_nsec;
 }
 
-/** Whether a request arrives within `ns` (looked for without sleeping). */
+/**
+ * Whether a request arrives within `ns`, looked for without sleeping. Gives up at once when
+ * anything else is ready for the event loop (libuv's epoll descriptor is readable): a file read
+ * finished by libuv's threads, a message from the S3 worker.
+ */
 static int request_within(session_t *s, uint64_t ns) {
-  struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+  struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN}, {.fd = uv_backend_fd(s->poll.loop), .events = POLLIN}};
   for (uint64_t until = now_ns() + ns; now_ns() < until;) {
-    if (poll(&pfd, 1, 0) > 0) return 1;
+    if (poll(pfd, 2, 0) > 0) return (pfd[0].revents & POLLIN) != 0;
   }
   return 0;
 }
