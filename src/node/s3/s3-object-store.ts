@@ -1,5 +1,5 @@
 // The ObjectStore over a real S3 server (AWS, radosgw, ...) through @aws-sdk/client-s3 (ranged
-// reads from a plain-HTTP endpoint through HttpRangeReader, which reads into the caller's buffer).
+// reads from a custom endpoint through HttpRangeReader, which reads into the caller's buffer).
 // It owns the HTTP connection pool, the retry loop (the SDK's own retries are off so the behaviour
 // is explicit) and the translation of every failure into a StoreError. It never decides what a failure means for
 // the filesystem, never adds a key prefix, and never logs object data or credentials.
@@ -80,7 +80,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly bucket: string;
   private readonly server: string;
   private readonly client: S3Client;
-  /** Ranged reads when the endpoint is plain HTTP; undefined: through the SDK. */
+  /** Ranged reads from a custom endpoint; undefined (AWS's endpoints): through the SDK. */
   private readonly ranges: HttpRangeReader | undefined;
   private readonly retry: RetryPolicy;
   private readonly maxSingleCopyBytes: number;
@@ -116,7 +116,7 @@ export class S3ObjectStore implements ObjectStore {
       },
     });
     const url = endpoint === undefined ? undefined : new URL(endpoint);
-    if (url?.protocol === 'http:') {
+    if (url && HttpRangeReader.serves(url)) {
       this.ranges = new HttpRangeReader({
         endpoint: url,
         bucket: this.bucket,

@@ -1,8 +1,11 @@
 // HttpRangeReader against a scripted HTTP server on loopback: what it sends (path-style, encoded
 // key, Range, If-Match, the signer's headers), and how it reads answers that arrive in pieces,
-// error answers (with a length, chunked, ended by a close), keep-alive and closed connections, and
-// answers cut short or never sent. The S3 integration tests cover it against radosgw as well.
+// error answers (with a length, chunked, ended by a close), keep-alive and closed connections,
+// answers cut short or never sent, and all of it over TLS. The S3 integration tests cover it
+// against radosgw as well.
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpRangeReader, type RequestSigner } from '../../../src/node/s3/http-range-reader.js';
@@ -31,11 +34,14 @@ const signer: RequestSigner = {
   },
 };
 
-async function scriptedServer(): Promise<ScriptedServer> {
+const TLS_CERT = readFileSync(new URL('../../fixtures/tls/cert.pem', import.meta.url));
+const TLS_KEY = readFileSync(new URL('../../fixtures/tls/key.pem', import.meta.url));
+
+async function scriptedServer(secure = false): Promise<ScriptedServer> {
   const queue: Script[] = [];
   const sockets = new Set<net.Socket>();
   const state = { requests: [] as string[], connections: 0 };
-  const server = net.createServer((socket) => {
+  const serve = (socket: net.Socket): void => {
     state.connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -56,12 +62,13 @@ async function scriptedServer(): Promise<ScriptedServer> {
       }
     });
     socket.on('error', () => undefined);
-  });
+  };
+  const server = secure ? tls.createServer({ key: TLS_KEY, cert: TLS_CERT }, serve) : net.createServer(serve);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as net.AddressInfo;
   return {
-    url: new URL(`http://127.0.0.1:${port}`),
+    url: new URL(`${secure ? 'https' : 'http'}://127.0.0.1:${port}`),
     get requests() {
       return state.requests;
     },
@@ -87,9 +94,16 @@ describe('HttpRangeReader', () => {
   let server: ScriptedServer;
   let reader: HttpRangeReader;
 
-  async function start(requestTimeoutMs = 2_000): Promise<void> {
-    server = await scriptedServer();
-    reader = new HttpRangeReader({ endpoint: server.url, bucket: 'bkt', signer: async () => signer, connectTimeoutMs: 2_000, requestTimeoutMs });
+  async function start(requestTimeoutMs = 2_000, secure = false): Promise<void> {
+    server = await scriptedServer(secure);
+    reader = new HttpRangeReader({
+      endpoint: server.url,
+      bucket: 'bkt',
+      signer: async () => signer,
+      connectTimeoutMs: 2_000,
+      requestTimeoutMs,
+      ...(secure ? { ca: TLS_CERT } : {}),
+    });
   }
 
   afterEach(async () => {
@@ -171,6 +185,20 @@ describe('HttpRangeReader', () => {
     expect(classifyS3Failure(error)).toMatchObject({ transient: true, kind: 'unavailable' });
     expect((error as Error).name).toBe('TimeoutError');
     expect(Date.now() - began).toBeLessThan(1_500);
+  });
+
+  it('over TLS: the body read in pieces into the buffer, the connection kept, an error answer classified', async () => {
+    await start(2_000, true);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17, 0x5c);
+    big.write('first bytes', 0);
+    big.write('last bytes', big.length - 10);
+    server.next({ pieces: [`HTTP/1.1 206 Partial Content\r\ncontent-length: ${big.length}\r\n\r\n`, big] });
+    server.next({ pieces: ['HTTP/1.1 404 Not Found\r\ncontent-length: 40\r\n\r\n<Error><Code>NoSuchKey</Code></Error>   '] });
+    expect((await reader.read('model/weights.bin', `bytes=0-${big.length - 1}`, undefined))?.equals(big)).toBe(true);
+    const missing = await reader.read('gone', 'bytes=0-1', undefined).catch((e: unknown) => e);
+    expect(classifyS3Failure(missing)).toMatchObject({ kind: 'not-found', status: 404 });
+    expect(server.connections).toBe(1);
+    expect(server.requests[0]).toContain(`\r\nhost: ${server.url.host}\r\n`);
   });
 
   it('refuses a successful answer without a length, and an answer that is not HTTP', async () => {
