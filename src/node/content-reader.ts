@@ -5,6 +5,11 @@
 // while the current one is consumed. Keeps the chunk cache under its size limit by evicting clean
 // chunks; never evicts a chunk with written data, nor those of a pinned inode (whose bytes the
 // cache alone holds). Tells the write-back which byte ranges its base object still holds unchanged.
+//
+// A fetched chunk's buffer goes back to the object store (recycle) once nothing can use it: it has
+// left the recently-fetched chunks and no install or read holds a lease on it, checked again an
+// event-loop turn later. So a reader given the buffer either uses it before its next await (a
+// view for the kernel, a copy) or leases it first.
 import type { ChunkStore } from '../inode/chunk-store.js';
 import { FsError } from '../inode/errors.js';
 import { coversRange, splitRange } from '../inode/intervals.js';
@@ -38,6 +43,10 @@ const RECENT_BYTES = 256 * 1024 * 1024;
 export class ContentReader {
   private readonly fetches = new Map<string, Promise<Buffer>>();
   private readonly recent = new Map<string, Buffer>();
+  /** Fetched buffers in use outside `recent` across awaits (an install, an assembling read), and by how many. */
+  private readonly leases = new Map<Buffer, number>();
+  /** Fetched buffers to be handed back to the store at the next turn of the event loop. */
+  private readonly recycling = new Set<Buffer>();
   private recentBytes = 0;
   private readonly sequential = new Map<InodeId, SequentialState>();
   private readonly pinned = new Set<InodeId>();
@@ -175,7 +184,12 @@ export class ContentReader {
         continue;
       }
       const base = await this.fetch(ino, rec.object!, chunk);
-      await this.assemble(ino, rec, chunk, from, to, base, out, outOffset);
+      this.lease(base);
+      try {
+        await this.assemble(ino, rec, chunk, from, to, base, out, outOffset);
+      } finally {
+        this.unlease(base);
+      }
       return;
     }
   }
@@ -253,9 +267,12 @@ export class ContentReader {
       this.fetchesInFlight--;
     }
     this.remember(fetchKey(ino, chunk, object.etag), data);
-    void this.install(ino, object, chunk, data).catch(() => {
-      // Not cached on disk this time; the next read fetches it again.
-    });
+    this.lease(data);
+    void this.install(ino, object, chunk, data)
+      .catch(() => {
+        // Not cached on disk this time; the next read fetches it again.
+      })
+      .finally(() => this.unlease(data));
     return data;
   }
 
@@ -274,6 +291,36 @@ export class ContentReader {
     if (!data) return;
     this.recent.delete(key);
     this.recentBytes -= data.length;
+    this.recycleWhenUnused(data);
+  }
+
+  private lease(data: Buffer): void {
+    this.leases.set(data, (this.leases.get(data) ?? 0) + 1);
+  }
+
+  private unlease(data: Buffer): void {
+    const left = (this.leases.get(data) ?? 1) - 1;
+    if (left > 0) {
+      this.leases.set(data, left);
+      return;
+    }
+    this.leases.delete(data);
+    this.recycleWhenUnused(data);
+  }
+
+  /**
+   * Hands a fetched buffer back to the store an event-loop turn after nothing held it, if nothing
+   * took it up meanwhile: a reader resumed in this turn with the buffer has used or leased it by then.
+   */
+  private recycleWhenUnused(data: Buffer): void {
+    if (!this.objects.recycle || this.leases.has(data) || this.recycling.has(data)) return;
+    this.recycling.add(data);
+    setImmediate(() => {
+      this.recycling.delete(data);
+      if (this.leases.has(data)) return;
+      for (const held of this.recent.values()) if (held === data) return;
+      this.objects.recycle?.(data);
+    });
   }
 
   /**

@@ -20,6 +20,8 @@ const HEAD_LIMIT = 16 * 1024;
 const ERROR_BODY_LIMIT = 64 * 1024;
 /** Idle connections kept for the next requests. */
 const IDLE_CONNECTIONS = 16;
+/** Buffers handed back (recycle) kept for the next bodies of their size: as many as reads in flight. */
+const SPARE_BUFFERS = 6;
 
 /** A request as the SDK's signers take it. */
 interface SignableRequest {
@@ -88,6 +90,8 @@ class Connection {
   constructor(
     options: HttpRangeReaderOptions,
     private readonly onIdleClose: (c: Connection) => void,
+    /** A buffer of `length` bytes for a successful answer's body. */
+    private readonly bodyBuffer: (length: number) => Buffer,
   ) {
     const { hostname, port, protocol } = options.endpoint;
     const secure = protocol === 'https:';
@@ -197,7 +201,7 @@ class Connection {
     a.expected = declared === undefined ? ERROR_BODY_LIMIT : ok ? declared : Math.min(declared, ERROR_BODY_LIMIT);
     // What is not read of an error answer would be taken for the start of the next answer.
     if (!ok && (declared === undefined || declared > ERROR_BODY_LIMIT)) a.keepAlive = false;
-    a.body = Buffer.allocUnsafe(ok ? a.expected : ERROR_BODY_LIMIT);
+    a.body = ok ? this.bodyBuffer(a.expected) : Buffer.allocUnsafe(ERROR_BODY_LIMIT);
     const early = a.headBytes! - end - 4;
     if (early > a.expected) a.keepAlive = false;
     a.filled = this.head.copy(a.body, 0, end + 4, end + 4 + Math.min(early, a.expected));
@@ -237,6 +241,7 @@ class Connection {
 
 export class HttpRangeReader {
   private readonly idle: Connection[] = [];
+  private readonly spare: Buffer[] = [];
   private readonly hostHeader: string;
   private signer: Promise<RequestSigner> | undefined;
   private closed = false;
@@ -273,7 +278,7 @@ export class HttpRangeReader {
     this.signer ??= this.options.signer();
     const signed = await (await this.signer).sign(unsigned);
     const request = [`GET ${path} HTTP/1.1`, ...Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
-    const c = this.idle.pop() ?? new Connection(this.options, (idle) => this.forget(idle));
+    const c = this.idle.pop() ?? new Connection(this.options, (idle) => this.forget(idle), (length) => this.bodyBuffer(length));
     try {
       return await c.send(request);
     } finally {
@@ -283,9 +288,20 @@ export class HttpRangeReader {
     }
   }
 
+  /** A buffer a read returned, which nothing uses any more: the next body of its size goes into it. */
+  recycle(buffer: Buffer): void {
+    if (this.spare.length < SPARE_BUFFERS && buffer.byteLength > 0) this.spare.push(buffer);
+  }
+
   close(): void {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.destroy();
+    this.spare.length = 0;
+  }
+
+  private bodyBuffer(length: number): Buffer {
+    const at = this.spare.findIndex((b) => b.byteLength === length);
+    return at >= 0 ? this.spare.splice(at, 1)[0]! : Buffer.allocUnsafe(length);
   }
 
   private forget(c: Connection): void {

@@ -30,6 +30,11 @@ export interface StoreRequest {
   args: unknown[];
 }
 
+/** A buffer getRange returned, moved back for the worker's next read (see ObjectStore.recycle). */
+export interface RecycleMessage {
+  recycle: Uint8Array;
+}
+
 export interface WireError {
   /** Set for a StoreError. */
   kind?: StoreErrorKind;

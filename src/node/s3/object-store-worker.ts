@@ -3,14 +3,19 @@
 // concurrently, as they would on the main thread; nothing here interprets them.
 import { parentPort, workerData, type TransferListItem } from 'node:worker_threads';
 import { S3ObjectStore, type S3ObjectStoreConfig } from './s3-object-store.js';
-import { errorToWire, fromWire, STORE_METHODS, toWire, type StoreReply, type StoreRequest } from './object-store-wire.js';
+import { errorToWire, fromWire, STORE_METHODS, toWire, type RecycleMessage, type StoreReply, type StoreRequest } from './object-store-wire.js';
 
 const port = parentPort;
 if (!port) throw new Error('object-store-worker runs only as a worker thread');
 const store = new S3ObjectStore(workerData as S3ObjectStoreConfig);
 const served = new Set<string>(STORE_METHODS);
 
-port.on('message', (request: StoreRequest) => {
+port.on('message', (request: StoreRequest | RecycleMessage) => {
+  if ('recycle' in request) {
+    const { buffer, byteOffset, byteLength } = request.recycle;
+    store.recycle(Buffer.from(buffer, byteOffset, byteLength));
+    return;
+  }
   void serve(request).then(({ reply, transfer }) => {
     try {
       port.postMessage(reply, transfer);

@@ -116,6 +116,12 @@ export interface ObjectStore {
    * reading a footer without knowing the size. With `etag`, fails with kind 'changed' like getRange.
    */
   getTail(key: string, length: number, etag?: string): Promise<Buffer>;
+  /**
+   * The caller is done with a buffer getRange returned, and nothing refers to it any more: the
+   * store may read a later range into the same memory (a fresh 16 MiB buffer costs its page faults
+   * and its share of garbage collection). Optional; the buffer must not be used afterwards.
+   */
+  recycle?(buffer: Buffer): void;
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }>;
   createMultipart(key: string, options?: PutOptions): Promise<string>;
   /** Fails with kind 'not-found' when the upload no longer exists (aborted or completed). */

@@ -127,6 +127,10 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  recycle(buffer: Buffer): void {
+    this.ranges?.recycle(buffer);
+  }
+
   /** Closes the kept-alive connections. The store must not be used afterwards. */
   close(): void {
     this.ranges?.close();

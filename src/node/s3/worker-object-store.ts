@@ -17,7 +17,7 @@ import {
   StoreError,
   isHandedOver,
 } from './object-store.js';
-import { errorFromWire, fromWire, toWire, type StoreMethod, type StoreReply, type StoreRequest } from './object-store-wire.js';
+import { errorFromWire, fromWire, toWire, type RecycleMessage, type StoreMethod, type StoreReply, type StoreRequest } from './object-store-wire.js';
 import { describeS3Store, type S3ObjectStoreConfig } from './s3-object-store.js';
 
 interface Pending {
@@ -67,6 +67,14 @@ export class WorkerObjectStore implements ObjectStore {
 
   getTail(key: string, length: number, etag?: string): Promise<Buffer> {
     return this.call('getTail', [key, length, etag]);
+  }
+
+  /** Moves the buffer back to the worker, if it is one the worker made (it owns all its memory). */
+  recycle(buffer: Buffer): void {
+    const whole = buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength && buffer.byteLength > 0;
+    if (!this.worker || this.closed || !whole) return;
+    const message: RecycleMessage = { recycle: new Uint8Array(buffer.buffer) };
+    this.worker.postMessage(message, [buffer.buffer as ArrayBuffer]);
   }
 
   put(key: string, body: Buffer, options?: PutOptions): Promise<{ etag: string }> {
