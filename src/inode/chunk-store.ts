@@ -69,6 +69,8 @@ export class ChunkStore {
   private replacements = 0;
   private readonly tmpDir: string;
   private readonly unsynced = new Set<string>();
+  /** Shard directories whose entries changed (a chunk file created, renamed in, removed) since the last sync. */
+  private readonly dirsUnsynced = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -114,7 +116,7 @@ export class ChunkStore {
         this.putInline(ino, chunk, entry, bytes);
         return;
       }
-      const file = this.acquire(ino, chunk, true);
+      const file = this.acquire(ino, chunk, true, entry.bytes === 0);
       try {
         writeFully(file.fd, data, offset);
       } finally {
@@ -196,6 +198,7 @@ export class ChunkStore {
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.truncateSync(replacement.file, bytes);
       fs.renameSync(replacement.file, target);
+      this.dirsUnsynced.add(path.dirname(target));
       this.used += bytes;
       this.index.putSync([ino, chunk], { holds: etag, bytes });
       this.touch(ino, chunk);
@@ -237,6 +240,7 @@ export class ChunkStore {
       this.used -= entry.bytes - length;
       entry.bytes = length;
       this.index.putSync([ino, chunk], entry);
+      this.unsynced.add(name(ino, chunk));
     });
   }
 
@@ -249,6 +253,7 @@ export class ChunkStore {
       } else {
         this.closeFile(name(ino, chunk));
         fs.rmSync(this.pathOf(ino, chunk), { force: true });
+        this.dirsUnsynced.add(path.dirname(this.pathOf(ino, chunk)));
       }
       this.used -= footprint(entry);
       this.index.removeSync([ino, chunk]);
@@ -328,21 +333,17 @@ export class ChunkStore {
     return freed;
   }
 
-  /** fdatasync every chunk file written since the last sync. */
+  /**
+   * fdatasync every chunk file written or cut since the last sync, then fsync the directories whose
+   * entries changed, so that what the index says about the files is on the disk too.
+   */
   async sync(): Promise<void> {
     const names = [...this.unsynced];
     this.unsynced.clear();
-    await Promise.all(
-      names.map(async (n) => {
-        const handle = await fs.promises.open(path.join(this.dir, shard(n), n), 'r+').catch(() => undefined);
-        if (!handle) return;
-        try {
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-      }),
-    );
+    const dirs = [...this.dirsUnsynced];
+    this.dirsUnsynced.clear();
+    await Promise.all(names.map((n) => flushed(path.join(this.dir, shard(n), n), 'r+')));
+    await Promise.all(dirs.map((dir) => flushed(dir, 'r')));
   }
 
   close(): void {
@@ -364,7 +365,7 @@ export class ChunkStore {
     if (entry.inline && Math.max(entry.bytes, end) > INLINE_LIMIT) {
       const bytes = this.inlineBytes(ino, chunk, entry, entry.bytes);
       this.removePieces(ino, chunk, 0, entry.bytes);
-      const file = this.acquire(ino, chunk, true);
+      const file = this.acquire(ino, chunk, true, true);
       try {
         writeFully(file.fd, bytes, 0);
       } finally {
@@ -449,19 +450,26 @@ export class ChunkStore {
     this.recency.set(key, [ino, chunk]);
   }
 
-  private acquire(ino: InodeId, chunk: number, forWrite: boolean): OpenFile {
+  /**
+   * The chunk's open file. `empty`: the chunk holds no bytes yet, so whatever a file at its path
+   * holds is left over (a removal that a power cut undid) and is cut away.
+   */
+  private acquire(ino: InodeId, chunk: number, forWrite: boolean, empty = false): OpenFile {
     const key = name(ino, chunk);
     let file = this.open.get(key);
     if (!file) {
       const p = this.pathOf(ino, chunk);
+      const { O_RDWR, O_CREAT, O_TRUNC } = fs.constants;
+      const flags = forWrite ? O_RDWR | O_CREAT | (empty ? O_TRUNC : 0) : O_RDWR;
       let fd: number;
       try {
-        fd = fs.openSync(p, forWrite ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o600);
+        fd = fs.openSync(p, flags, 0o600);
       } catch (err) {
         if (!forWrite || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         fs.mkdirSync(path.dirname(p), { recursive: true });
-        fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+        fd = fs.openSync(p, flags, 0o600);
       }
+      if (forWrite) this.dirsUnsynced.add(path.dirname(p));
       file = { fd, users: 0, closing: false };
       this.open.set(key, file);
       if (this.open.size > MAX_OPEN_FILES) this.closeIdle();
@@ -501,6 +509,17 @@ function writeFully(fd: number, data: Uint8Array, position: number): void {
   let done = 0;
   while (done < data.length) {
     done += fs.writeSync(fd, data, done, data.length - done, position + done);
+  }
+}
+
+/** fdatasync (a file) or fsync (a directory) of `target`, if it still exists. */
+async function flushed(target: string, flags: 'r' | 'r+'): Promise<void> {
+  const handle = await fs.promises.open(target, flags).catch(() => undefined);
+  if (!handle) return;
+  try {
+    await (flags === 'r' ? handle.sync() : handle.datasync());
+  } finally {
+    await handle.close();
   }
 }
 

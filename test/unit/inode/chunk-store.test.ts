@@ -140,4 +140,52 @@ describe('ChunkStore', () => {
     expect(got.subarray(0, 2 * INLINE_LIMIT).equals(large.subarray(0, 2 * INLINE_LIMIT))).toBe(true);
     expect(got.subarray(2 * INLINE_LIMIT).equals(Buffer.alloc(8))).toBe(true);
   });
+
+  it('a file left at a new chunk\'s path (a removal a power cut undid) never shows through', async () => {
+    // A chunk written, then removed (its inode dropped): the index forgets it, the file goes.
+    store.writeSync(INO, 5, 0, Buffer.alloc(2 * INLINE_LIMIT, 0x77));
+    const leftover = store.pathOf(INO, 5);
+    const before = fs.readFileSync(leftover);
+    store.removeSync(INO, 5);
+    // ...but after the power cut the directory still had it.
+    fs.writeFileSync(leftover, before);
+    // A new chunk there, written past the inline limit but not from its start.
+    const data = Buffer.alloc(1000, 0x31);
+    store.writeSync(INO, 5, INLINE_LIMIT + 100, data);
+    const got = await read(5, 0, INLINE_LIMIT + 1100);
+    expect(got.subarray(0, INLINE_LIMIT + 100).equals(Buffer.alloc(INLINE_LIMIT + 100))).toBe(true);
+    expect(got.subarray(INLINE_LIMIT + 100).equals(data)).toBe(true);
+  });
+
+  it('sync flushes files cut since the last one and the directories whose entries changed', async () => {
+    store.writeSync(INO, 6, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
+    store.writeSync(INO, 8, 0, Buffer.alloc(2 * INLINE_LIMIT, 2));
+    await store.sync();
+    // Since: one file cut (its new size must reach the disk), one removed (its directory entry).
+    store.truncateSync(INO, 6, INLINE_LIMIT + 1);
+    store.removeSync(INO, 8);
+    const flushed: string[] = [];
+    const open = fs.promises.open;
+    fs.promises.open = (async (target: fs.PathLike, flags?: string | number) => {
+      const handle = await open(target, flags);
+      const record = (what: string) => () => {
+        flushed.push(`${what} ${path.relative(dir, String(target))}`);
+        return Promise.resolve();
+      };
+      handle.sync = record('sync');
+      handle.datasync = record('datasync');
+      return handle;
+    }) as typeof fs.promises.open;
+    try {
+      await store.sync();
+    } finally {
+      fs.promises.open = open;
+    }
+    const shard = path.relative(dir, path.dirname(store.pathOf(INO, 6)));
+    expect(flushed.sort()).toEqual([`datasync ${path.relative(dir, store.pathOf(INO, 6))}`, `sync ${shard}`].sort());
+    // Nothing is left to flush.
+    flushed.length = 0;
+    await store.sync();
+    expect(flushed).toEqual([]);
+  });
 });
