@@ -392,11 +392,11 @@ static void emit(session_t *s, const char *event) {
   }
 }
 
-/** How a round of serving ended. */
-typedef enum { QUEUE_EMPTY, QUEUE_DRAINED, ROUND_FULL } served_t;
+/** Requests served per wake-up of the event loop at most, so that timers and other events get a turn. */
+#define REQUESTS_PER_TURN 64
 
-/** Reads and serves the requests the kernel has queued, up to a bound so that other events get a turn. */
-static served_t serve_queued(session_t *s) {
+/** Reads and serves the requests the kernel has queued, at most `limit`; returns how many. */
+static int serve_queued(session_t *s, int limit) {
   napi_env env = s->env;
   napi_handle_scope handles;
   napi_callback_scope scope;
@@ -406,7 +406,7 @@ static served_t serve_queued(session_t *s) {
   // Promise jobs and nextTicks queued by the handlers run when this scope closes.
   napi_open_callback_scope(env, resource, s->async_context, &scope);
   int served = 0;
-  while (served < 64 && s->polling) {
+  while (served < limit && s->polling) {
     ssize_t n = read(s->fd, s->buf, s->bufsize);
     if (n < 0) {
       if (errno == EINTR || errno == ENOENT) continue;  // ENOENT: the request was interrupted
@@ -431,7 +431,7 @@ static served_t serve_queued(session_t *s) {
   }
   napi_close_callback_scope(env, scope);
   napi_close_handle_scope(env, handles);
-  return served == 0 ? QUEUE_EMPTY : served < 64 ? QUEUE_DRAINED : ROUND_FULL;
+  return served;
 }
 
 static uint64_t now_ns(void) {
@@ -453,10 +453,19 @@ static int request_within(session_t *s, uint64_t ns) {
   return 0;
 }
 
-/** libuv saw /dev/fuse readable: serve, and busy-poll while requests keep coming (see the top). */
+/**
+ * libuv saw /dev/fuse readable: serve, and busy-poll while requests keep coming (see the top), up
+ * to REQUESTS_PER_TURN in all: timers (which never make a descriptor readable) must run too.
+ */
 static void on_readable(uv_poll_t *handle, int status, int events) {
   session_t *s = handle->data;
-  while (serve_queued(s) == QUEUE_DRAINED && s->polling && s->busy_poll_ns > 0 && request_within(s, s->busy_poll_ns)) {
+  int total = 0;
+  for (;;) {
+    int left = REQUESTS_PER_TURN - total;
+    int served = serve_queued(s, left);
+    total += served;
+    if (served == 0 || served == left || !s->polling || s->busy_poll_ns == 0) return;
+    if (!request_within(s, s->busy_poll_ns)) return;
   }
 }
 

@@ -290,7 +290,10 @@ export class HttpRangeReader {
 
   /** A buffer a read returned, which nothing uses any more: the next body of its size goes into it. */
   recycle(buffer: Buffer): void {
-    if (this.spare.length < SPARE_BUFFERS && buffer.byteLength > 0) this.spare.push(buffer);
+    if (buffer.byteLength === 0) return;
+    // The oldest goes first: a buffer of a size no read asks for again (a file's last chunk) does not stay.
+    if (this.spare.length >= SPARE_BUFFERS) this.spare.shift();
+    this.spare.push(buffer);
   }
 
   close(): void {
