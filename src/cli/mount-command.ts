@@ -35,6 +35,8 @@ Mount a bucket (or a prefix of it). S3 settings come from the standard AWS envir
                         write; fsync: every log write is fsynced (survives power loss)
   --busy-poll TIME      after answering the kernel, look this long for its next request before
                         sleeping: less latency per operation, some CPU (default 50us; 0: never)
+  --sign-payloads       sign upload bodies (SHA-256 of every byte, checked by the server); by
+                        default they go unsigned, protected in transit by TLS or TCP like reads
   --no-allow-other      only the mounting user may use the mount (default when not root)
   --foreground          stay in the foreground (logs to stderr)
 `;
@@ -52,7 +54,7 @@ const VALUE_FLAGS = [
   'durability',
   'busy-poll',
 ] as const;
-const SWITCH_FLAGS = ['foreground', 'allow-other'] as const;
+const SWITCH_FLAGS = ['foreground', 'allow-other', 'sign-payloads'] as const;
 /** The kernel's attribute and lookup caches live at most this long (and at most half the TTL). */
 const MAX_KERNEL_CACHE_MS = 1000;
 
@@ -62,6 +64,7 @@ interface MountPlan {
   /** How long the kernel caches attributes and lookups; part of the metadata TTL. */
   kernelCacheMs: number;
   busyPollUs: number;
+  signPayloads: boolean;
   allowOther: boolean;
   foreground: boolean;
   endpoint: string | undefined;
@@ -114,6 +117,7 @@ function plan(argv: string[]): MountPlan {
     mountpoint,
     kernelCacheMs,
     busyPollUs: busyPollMs * 1000,
+    signPayloads: args.switches.get('sign-payloads') ?? false,
     allowOther: args.switches.get('allow-other') ?? root,
     foreground: args.switches.get('foreground') ?? false,
     endpoint,
@@ -138,7 +142,7 @@ const log = (message: string): void => {
 
 async function serve(p: MountPlan): Promise<number> {
   const settings = s3SettingsFromEnv({ endpoint: p.endpoint, region: p.region });
-  const objects = new WorkerObjectStore({ ...settings, bucket: p.node.bucket });
+  const objects = new WorkerObjectStore({ ...settings, bucket: p.node.bucket, signPayloads: p.signPayloads });
   try {
     await objects.checkAccess();
   } catch (err) {

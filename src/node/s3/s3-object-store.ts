@@ -46,6 +46,8 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** S3 allows at most this many parts in one multipart upload. */
 const MAX_PARTS = 10_000;
+/** Requests whose body is object data: sent unsigned unless the config asks for signed payloads. */
+const DATA_UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
 /** Characters a key may hold that an S3 XML request body cannot carry as they are. */
 const NOT_XML_SAFE = /[\u0000-\u001f\u007f\ufffe\uffff]/;
 
@@ -65,6 +67,11 @@ export interface S3ObjectStoreConfig extends S3ConnectionSettings {
   copyPartBytes?: number;
   /** UploadPartCopy requests in flight during a multipart copy. Default 4. */
   copyConcurrency?: number;
+  /**
+   * Sign upload bodies: SHA-256 over every byte, computed here and again by the server. Default
+   * false: bodies go as UNSIGNED-PAYLOAD (the request itself, its length included, stays signed).
+   */
+  signPayloads?: boolean;
 }
 
 /** The store's description ("s3://bucket at http://127.0.0.1:7480"); throws StoreError 'invalid' for an unusable config. */
@@ -116,6 +123,20 @@ export class S3ObjectStore implements ObjectStore {
         socketTimeout: config.requestTimeoutMs ?? 30_000,
       },
     });
+    if (!config.signPayloads) {
+      // As the SDK itself sends streamed bodies. Hashing a body costs as much CPU as sending it,
+      // twice (the server checks the hash); TLS (https) or TCP (http) protects it in transit, as
+      // they protect every GET's body, which is never signed.
+      this.client.middlewareStack.add(
+        (next, context) => (args) => {
+          if (DATA_UPLOADS.has(context.commandName ?? '') && hasHeaders(args.request)) {
+            args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+          }
+          return next(args);
+        },
+        { step: 'build', name: 'tidefsUnsignedPayload' },
+      );
+    }
     const url = endpoint === undefined ? undefined : new URL(endpoint);
     if (url && HttpRangeReader.serves(url)) {
       this.ranges = new HttpRangeReader({
@@ -596,4 +617,9 @@ function unquote(etag: string | undefined): string {
 
 function quote(etag: string): string {
   return `"${etag}"`;
+}
+
+/** An HTTP request as the SDK's middleware sees it (its type there is unknown). */
+function hasHeaders(request: unknown): request is { headers: Record<string, string> } {
+  return typeof request === 'object' && request !== null && typeof (request as { headers?: unknown }).headers === 'object';
 }

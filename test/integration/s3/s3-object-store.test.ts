@@ -1,10 +1,13 @@
 // What only the real S3ObjectStore does, on the test S3 server: one-line mount-time errors from
 // checkAccess (missing bucket, rejected credentials, unreachable server), the multipart ETag it
-// derives matching the server's, and exact reads of an object far larger than a socket buffer.
+// derives matching the server's, object data sent unsigned (or signed on request), and exact reads
+// of an object far larger than a socket buffer.
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multipartEtag, S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
+import { startFaultProxy } from '../../fixtures/s3-fault-proxy/index.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
 import { expectStoreError, testBytes } from './object-store-contract.js';
 
@@ -67,6 +70,34 @@ describe('S3ObjectStore on the test S3 server', () => {
     }
     const { etag } = await store.completeMultipart(key, uploadId, parts);
     expect(multipartEtag(parts)).toBe(etag);
+  });
+
+  it('sends object data unsigned unless asked to sign it, and the server takes both', async () => {
+    const proxy = await startFaultProxy({ target: process.env.AWS_ENDPOINT_URL as string });
+    try {
+      const data = testBytes(6 * MiB, 7);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      for (const signPayloads of [false, true]) {
+        const through = s3TestStore(bucket.name, { endpoint: proxy.url, signPayloads });
+        const from = proxy.requests.length;
+        const key = `signed-${signPayloads}`;
+        await through.put(key, data);
+        const uploadId = await through.createMultipart(key);
+        const part = await through.uploadPart(key, uploadId, 1, data);
+        const { etag } = await through.completeMultipart(key, uploadId, [part]);
+        expect((await store.getRange(key, 0, data.length, etag)).equals(data)).toBe(true);
+        const sent = proxy.requests.slice(from);
+        const dataRequests = sent.filter((r) => r.method === 'PUT');
+        expect(dataRequests.map((r) => r.contentLength)).toEqual([data.length, data.length]);
+        for (const r of dataRequests) expect(r.payloadHash).toBe(signPayloads ? sha256 : 'UNSIGNED-PAYLOAD');
+        // Only object data goes unsigned: the small XML bodies of other requests stay signed.
+        const completion = sent.find((r) => r.method === 'POST' && r.url.includes('uploadId='));
+        expect(completion?.payloadHash).toMatch(/^[0-9a-f]{64}$/);
+        through.close();
+      }
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('reads a 40 MiB object back exactly, whole and in ranges', async () => {
