@@ -3,7 +3,9 @@
 // cache) into a fresh mount with `dd bs=1M conv=fsync` in a child process — tidefs's fsync returns
 // only once the object is in the bucket, so dd's time covers the whole way to S3 — and checks that
 // the bucket then holds exactly those bytes; then it uploads the same file with the SDK as a
-// multipart upload (8 MiB parts, 4 in flight). Medians of TIDEFS_BENCH_RUNS runs.
+// multipart upload (8 MiB parts, 4 in flight): the baseline, whose parts the SDK signs (SHA-256 of
+// every byte, checked again by the server), and for reference the same with unsigned parts, as
+// tidefs sends them by default. Medians of TIDEFS_BENCH_RUNS runs.
 //
 //   npm run bench -- write [--json]
 //   env: TIDEFS_BENCH_RUNS (3), TIDEFS_BENCH_FILE_SIZE (1GiB), TIDEFS_BENCH_MOUNT_ARGS ('')
@@ -23,6 +25,7 @@ const TARGETS = { writeVsDirect: 0.8 };
 interface WriteRun {
   write: number;
   direct: number;
+  directUnsigned: number;
   /** Seconds the mount took to stop after the write (unmount and any write-back left). */
   stopSec: number;
 }
@@ -44,7 +47,16 @@ async function measureOnce(session: BenchSession, payload: Payload, runIndex: nu
   await ddRead(payload.file, bytes);
   const direct = await timed(() => uploadMultipart(s3.client, bucket, directKey, payload.file, bytes, UPLOAD));
   await deleteObjects(s3, bucket, [directKey]);
-  return { write: mbPerSec(bytes, writeMs), direct: mbPerSec(bytes, direct.ms), stopSec: stopped.ms / 1000 };
+  await ddRead(payload.file, bytes);
+  const unsigned = await timed(() => uploadMultipart(s3.client, bucket, directKey, payload.file, bytes, UPLOAD, true));
+  await checkObject(s3.client, bucket, directKey, bytes, payload.sha256);
+  await deleteObjects(s3, bucket, [directKey]);
+  return {
+    write: mbPerSec(bytes, writeMs),
+    direct: mbPerSec(bytes, direct.ms),
+    directUnsigned: mbPerSec(bytes, unsigned.ms),
+    stopSec: stopped.ms / 1000,
+  };
 }
 
 export async function run(args: BenchArgs): Promise<void> {
@@ -58,7 +70,8 @@ export async function run(args: BenchArgs): Promise<void> {
     for (let i = 1; i <= session.settings.runs; i++) {
       const r = await measureOnce(session, payload, i);
       progress(
-        `write run ${i}/${session.settings.runs} (MB/s): through the mount ${r.write.toFixed(0)}, SDK multipart ${r.direct.toFixed(0)}; ` +
+        `write run ${i}/${session.settings.runs} (MB/s): through the mount ${r.write.toFixed(0)}, SDK multipart ${r.direct.toFixed(0)} ` +
+          `(unsigned parts ${r.directUnsigned.toFixed(0)}); ` +
           `the mount took ${r.stopSec.toFixed(1)} s to stop`,
       );
       measured.push(r);
@@ -69,18 +82,25 @@ export async function run(args: BenchArgs): Promise<void> {
 
   const writeMBps = median(runs.map((r) => r.write));
   const directMBps = median(runs.map((r) => r.direct));
-  const ratios = { writeVsDirect: round(writeMBps / directMBps) };
+  const directUnsignedMBps = median(runs.map((r) => r.directUnsigned));
+  const ratios = { writeVsDirect: round(writeMBps / directMBps), writeVsDirectUnsigned: round(writeMBps / directUnsignedMBps) };
   const result = {
     benchmark: 'write',
     bytes: settings.fileBytes,
     runs: settings.runs,
     writeMBps: round(writeMBps, 1),
     directMBps: round(directMBps, 1),
+    directUnsignedMBps: round(directUnsignedMBps, 1),
     ratios,
     targets: TARGETS,
     medianRunRatios: { writeVsDirect: round(median(runs.map((r) => r.write / r.direct))) },
     direct: { partBytes: UPLOAD.pieceBytes, partsInFlight: UPLOAD.inFlight },
-    perRun: runs.map((r) => ({ writeMBps: round(r.write, 1), directMBps: round(r.direct, 1), mountStopSec: round(r.stopSec, 1) })),
+    perRun: runs.map((r) => ({
+      writeMBps: round(r.write, 1),
+      directMBps: round(r.direct, 1),
+      directUnsignedMBps: round(r.directUnsigned, 1),
+      mountStopSec: round(r.stopSec, 1),
+    })),
     mountArgs: settings.mountArgs,
     ...summary,
   };
@@ -96,5 +116,6 @@ export async function run(args: BenchArgs): Promise<void> {
       `>= ${TARGETS.writeVsDirect}`,
       `SDK multipart upload, ${UPLOAD.pieceBytes / MiB} MiB parts x${UPLOAD.inFlight} (tidefs: dd bs=1M conv=fsync)`,
     ],
+    ['write', mb(writeMBps), mb(directUnsignedMBps), String(ratios.writeVsDirectUnsigned), '', 'the same, parts sent unsigned (as tidefs sends them)'],
   ]);
 }
