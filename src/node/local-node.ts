@@ -120,7 +120,7 @@ export class LocalNode {
           cacheHighWatermark: Math.floor(config.cacheSize * 0.9),
           cacheLowWatermark: Math.floor(config.cacheSize * 0.75),
         },
-        (ino, etag) => void log.run({ $case: 'objectVanished', value: { ino, etag } }).catch(() => undefined),
+        (ino, etag) => void loader.objectVanished(ino, etag).catch(() => undefined),
       );
       const openFiles = new OpenFileTable();
       const writeBack = new WriteBack(store, keys, chunks, objects, log, reader, openFiles, {

@@ -1,9 +1,10 @@
 // Brings the bucket's view of the namespace into the inode state machine, lazily: a directory is
-// listed (ListObjectsV2 with a delimiter, page by page) the first time it is looked into and again
-// once its listing is older than the metadata TTL; an entry's attributes are read from its object
-// metadata (HEAD) the first time they are asked for, with the entries after it in the directory
-// read ahead. Results go into the log as commands; this module never writes the tables itself.
-// Concurrent callers share one listing / HEAD.
+// listed (ListObjectsV2 with a delimiter, page by page) the first time it is looked into, again
+// once its listing is older than the metadata TTL, and at once when a read found a file's object
+// changed or gone; an entry's attributes are read from its object metadata (HEAD) the first time
+// they are asked for, with the entries after it in the directory read ahead. Results go into the
+// log as commands; this module never writes the tables itself. Concurrent callers share one
+// listing / HEAD.
 import { FsError } from '../inode/errors.js';
 import type { BucketKeys } from '../inode/bucket-keys.js';
 import type { MetadataStore } from '../inode/metadata-store.js';
@@ -53,6 +54,17 @@ export class NamespaceLoader {
   listingFreshMs(dir: InodeId): number {
     const listedAt = this.store.inode(dir)?.listedAt;
     return listedAt === undefined ? 0 : Math.max(0, listedAt + this.ttlMs - Date.now());
+  }
+
+  /**
+   * A read found the inode's object (ETag `etag`) changed or gone in the bucket: its directories
+   * are listed again now, so that the file shows the bucket's current object (or is gone) for the
+   * next open. Waiting for a lookup is not enough: the kernel keeps a name, and does not ask for
+   * it again, while its directory's listing is current.
+   */
+  async objectVanished(ino: InodeId, etag: string): Promise<void> {
+    await this.log.run({ $case: 'objectVanished', value: { ino, etag } });
+    await Promise.all(Array.from(this.store.links(ino), (link) => this.ensureListed(link.parent)));
   }
 
   /** List a directory and every directory below it (before a directory is renamed). */

@@ -185,6 +185,65 @@ describe('a mount over a bucket that others write to', () => {
   });
 });
 
+describe('a mount whose readers find an object replaced or deleted in the bucket', () => {
+  // The default TTL: the kernel keeps a name (and does not ask for it again) while its directory's
+  // listing is current, here for up to 30 s. A read that finds the object changed or gone must
+  // therefore refresh the directory itself, or the file stays broken (EIO) until the TTL runs out.
+  let bucket: TestBucket;
+  let store: S3ObjectStore;
+  let mount: MountHandle;
+  const at = (...parts: string[]): string => path.join(mount.mountpoint, ...parts);
+  const before = patternBytes(1024 * KiB, 21);
+  const after = patternBytes(1024 * KiB, 22);
+  /** Well inside the 30 s TTL. */
+  const SOON_MS = 5_000;
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('mount-vanish');
+    store = s3TestStore(bucket.name);
+    await Promise.all(['live/replaced.bin', 'live/deleted.bin'].map((key) => store.put(key, before)));
+    mount = await startMount({ bucket: bucket.name, args: ['--metadata-ttl', '30s', '--chunk-size', '256KiB', '--read-ahead', '0'] });
+  });
+
+  afterAll(async () => {
+    await stopAllMounts();
+    store?.close();
+    await bucket?.destroy();
+  });
+
+  /** Opens the file, reads its head, lets `change` act on the bucket, then reads a chunk not fetched yet. */
+  async function readAcross(name: string, change: () => Promise<unknown>): Promise<string> {
+    const handle = await fsp.open(at('live', name));
+    try {
+      const head = Buffer.alloc(100);
+      await handle.read(head, 0, head.length, 0);
+      expect(head.equals(before.subarray(0, 100))).toBe(true);
+      await change();
+      return await errnoOf(handle.read(Buffer.alloc(100), 0, 100, 3 * 256 * KiB));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  it('fails the read that finds the object replaced, and shows the new object soon after', async () => {
+    expect(await readAcross('replaced.bin', () => store.put('live/replaced.bin', after))).toBe('EIO');
+    const seen = Date.now();
+    const shows = async (): Promise<boolean> => (await fsp.readFile(at('live', 'replaced.bin')).catch(() => undefined))?.equals(after) ?? false;
+    await waitUntil('the new object through the mount', shows, SOON_MS);
+    expect(Date.now() - seen).toBeLessThan(SOON_MS);
+  });
+
+  it('fails the read that finds the object deleted, and the file is gone soon after', async () => {
+    expect(await readAcross('deleted.bin', () => store.delete('live/deleted.bin'))).toBe('EIO');
+    const gone = (): Promise<boolean> => fsp.stat(at('live', 'deleted.bin')).then(
+      () => false,
+      (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+    );
+    await waitUntil('the deleted file gone from the mount', gone, SOON_MS);
+    expect(await fsp.readdir(at('live'))).toEqual(['replaced.bin']);
+  });
+});
+
 describe('a prefix mount (s3://bucket/some/prefix)', () => {
   let bucket: TestBucket;
   let store: S3ObjectStore;
