@@ -1,5 +1,5 @@
 // The life of a mount process: SIGTERM with dirty data writes everything back before exiting 0
-// (a mount with the non-default --busy-poll 0 and --durability fsync too);
+// (a mount with the non-default --busy-poll 0, --durability fsync and --sign-payloads too);
 // an unmount from outside (fusermount -u, umount) or an aborted connection makes the process write
 // back and exit 0; and a mount killed with SIGKILL leaves no stuck mountpoint: a new mount on the
 // same mountpoint (and data directory) works and has every acknowledged write.
@@ -74,8 +74,9 @@ describe('the life of a mount process', () => {
     await expectInBucket(expected, 'term');
   });
 
-  it('a mount that never busy-polls and flushes every log write (--busy-poll 0 --durability fsync) serves alike', async () => {
-    const mount = await startMount({ bucket: bucket.name, args: [...NO_BACKGROUND_WRITE_BACK, '--busy-poll', '0', '--durability', 'fsync'] });
+  it('a mount that never busy-polls, flushes every log write and signs upload bodies serves alike', async () => {
+    const args = [...NO_BACKGROUND_WRITE_BACK, '--busy-poll', '0', '--durability', 'fsync', '--sign-payloads'];
+    const mount = await startMount({ bucket: bucket.name, args });
     const expected = await writeDirtyTree(mount, 'no-poll');
     for (const [key, body] of expected) {
       if (key.endsWith('/') || key.endsWith('/link')) continue;
