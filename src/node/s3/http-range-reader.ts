@@ -6,13 +6,15 @@
 // flight, ~1.15 CPU-s through the SDK, ~0.42 here). AWS's own endpoints (no custom endpoint) keep
 // the SDK, which resolves their virtual-hosted addresses.
 //
-// Requests are signed by the S3 client's own signer. Keep-alive connections are pooled (one closed
+// Requests are signed by the S3 client's own signer, with the server's time as the client estimates
+// it (an answer rejecting the request's time corrects that estimate, as the SDK's answers do).
+// Keep-alive connections are pooled (one closed
 // by the server while idle leaves the pool). Failures are shaped like the SDK's (an S3 error Code
 // and $metadata.httpStatusCode, a socket's errno, TimeoutError, IncompleteBody), so the store
 // classifies and retries them alike.
 import net from 'node:net';
 import tls from 'node:tls';
-import { IncompleteBodyError } from './s3-errors.js';
+import { IncompleteBodyError, isClockSkewCode } from './s3-errors.js';
 
 /** Status line and headers must fit in this (S3 sends well under 2 KiB). */
 const HEAD_LIMIT = 16 * 1024;
@@ -36,7 +38,13 @@ interface SignableRequest {
 
 /** The S3 client's signer (SignatureV4): adds the date, the credentials' token and the signature. */
 export interface RequestSigner {
-  sign(request: SignableRequest): Promise<{ headers: Record<string, string> }>;
+  sign(request: SignableRequest, options: { signingDate: Date }): Promise<{ headers: Record<string, string> }>;
+}
+
+/** The S3 client's estimate of the server's clock (its config holds it as the SDK keeps it). */
+export interface ServerClock {
+  /** Milliseconds the server's clock is ahead of this host's. */
+  systemClockOffset: number;
 }
 
 export interface HttpRangeReaderOptions {
@@ -47,6 +55,8 @@ export interface HttpRangeReaderOptions {
   bucket: string;
   /** The S3 client's signer (made on first use). */
   signer: () => Promise<RequestSigner>;
+  /** Requests are signed with this clock's time; a clock-skew rejection corrects it. */
+  clock: ServerClock;
   connectTimeoutMs: number;
   /** A request fails when its connection shows no progress for this long. */
   requestTimeoutMs: number;
@@ -56,7 +66,13 @@ export interface HttpRangeReaderOptions {
 export class HttpStatusError extends Error {
   readonly Code: string;
   readonly $metadata: { httpStatusCode: number };
-  constructor(status: number, code: string, message: string) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    /** The answer's Date header: the server's time. */
+    readonly serverTime?: string,
+  ) {
     super(message || code);
     this.name = code;
     this.Code = code;
@@ -75,6 +91,8 @@ interface Answer {
   expected: number;
   filled: number;
   chunked: boolean;
+  /** The Date header. */
+  date?: string;
   resolve: (body: Buffer | undefined) => void;
   reject: (error: Error) => void;
 }
@@ -192,6 +210,7 @@ class Connection {
     }
     const length = headers.get('content-length');
     a.status = status;
+    a.date = headers.get('date');
     a.keepAlive = headers.get('connection')?.toLowerCase() !== 'close';
     a.chunked = headers.get('transfer-encoding')?.toLowerCase().includes('chunked') ?? false;
     const ok = status >= 200 && status < 300;
@@ -218,7 +237,7 @@ class Connection {
     if (!a.keepAlive) this.destroy();
     if (ok) return a.resolve(a.body);
     if (a.status === 416) return a.resolve(undefined);
-    a.reject(statusError(a.status, errorText(a)));
+    a.reject(statusError(a, errorText(a)));
   }
 
   /** The connection is unusable: fail the request in flight (if any) and close. */
@@ -230,7 +249,7 @@ class Connection {
       // Headers came: a success cut short, or an error answer ended by the close.
       const ok = a.status >= 200 && a.status < 300;
       if (a.status === 416) a.resolve(undefined);
-      else a.reject(ok ? new IncompleteBodyError(a.expected, a.filled) : statusError(a.status, errorText(a)));
+      else a.reject(ok ? new IncompleteBodyError(a.expected, a.filled) : statusError(a, errorText(a)));
     } else if (a !== undefined) {
       a.reject(error);
     } else if (wasIdle) {
@@ -276,11 +295,17 @@ export class HttpRangeReader {
       headers,
     };
     this.signer ??= this.options.signer();
-    const signed = await (await this.signer).sign(unsigned);
+    const { clock } = this.options;
+    const signed = await (await this.signer).sign(unsigned, { signingDate: new Date(Date.now() + clock.systemClockOffset) });
     const request = [`GET ${path} HTTP/1.1`, ...Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
     const c = this.idle.pop() ?? new Connection(this.options, (idle) => this.forget(idle), (length) => this.bodyBuffer(length));
     try {
       return await c.send(request);
+    } catch (error) {
+      // The server refused the request's time: sign the next one (the store's retry) with its own.
+      const serverTime = error instanceof HttpStatusError && isClockSkewCode(error.Code) ? Date.parse(error.serverTime ?? '') : NaN;
+      if (!Number.isNaN(serverTime)) clock.systemClockOffset = serverTime - Date.now();
+      throw error;
     } finally {
       // An error answer read to its end leaves the connection as usable as a success does.
       if (c.closed || this.closed || this.idle.length >= IDLE_CONNECTIONS) c.destroy();
@@ -323,9 +348,9 @@ function errorText(a: Answer): string {
   return a.chunked ? text.replace(/^[0-9a-fA-F]+\r\n|\r\n[0-9a-fA-F]+\r\n/g, '') : text;
 }
 
-function statusError(status: number, xml: string): HttpStatusError {
+function statusError(a: Answer, xml: string): HttpStatusError {
   const field = (name: string): string => new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1] ?? '';
-  return new HttpStatusError(status, field('Code') || `HTTP${status}`, field('Message'));
+  return new HttpStatusError(a.status, field('Code') || `HTTP${a.status}`, field('Message'), a.date);
 }
 
 /** `ca` added to Node's default certificates (tls.connect's `ca` replaces them otherwise). */

@@ -44,6 +44,14 @@ const ACCESS_DENIED_CODES = new Set([
   'CredentialsProviderError',
 ]);
 
+/**
+ * The server refused the request's time as too far from its own. Retried: the SDK corrects its
+ * estimate of the server's clock from such an answer (and HttpRangeReader does the same).
+ */
+const CLOCK_SKEW_CODES = new Set(['RequestTimeTooSkewed', 'RequestInTheFuture']);
+
+export const isClockSkewCode = (code: string): boolean => CLOCK_SKEW_CODES.has(code);
+
 const CONNECTION_ERROR_CODES = new Set([
   'ECONNRESET',
   'ECONNREFUSED',
@@ -89,6 +97,7 @@ export function classifyS3Failure(error: unknown): S3Failure {
   // An error on a 2xx/3xx answer: the body could not be parsed (cut off or garbled on the way).
   if (status < 300) return failure(true, 'unavailable');
   if (status === 404) return failure(false, code === 'NoSuchBucket' ? 'no-such-bucket' : 'not-found');
+  if (CLOCK_SKEW_CODES.has(code)) return failure(true, 'access-denied');
   if (status === 401 || status === 403 || ACCESS_DENIED_CODES.has(code)) return failure(false, 'access-denied');
   if (status === 412 || code === 'PreconditionFailed') return failure(false, 'changed');
   return failure(false, 'invalid');

@@ -143,6 +143,7 @@ export class S3ObjectStore implements ObjectStore {
         endpoint: url,
         bucket: this.bucket,
         signer: () => this.client.config.signer(),
+        clock: this.client.config,
         connectTimeoutMs: config.connectTimeoutMs ?? 5_000,
         requestTimeoutMs: config.requestTimeoutMs ?? 30_000,
       });

@@ -1,11 +1,12 @@
 // What only the real S3ObjectStore does, on the test S3 server: one-line mount-time errors from
 // checkAccess (missing bucket, rejected credentials, unreachable server), the multipart ETag it
-// derives matching the server's, object data sent unsigned (or signed on request), and exact reads
-// of an object far larger than a socket buffer.
+// derives matching the server's, object data sent unsigned (or signed on request), requests signed
+// with the server's time when the host's clock is off, and exact reads of an object far larger
+// than a socket buffer.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { multipartEtag, S3ObjectStore } from '../../../src/node/s3/s3-object-store.js';
 import { startFaultProxy } from '../../fixtures/s3-fault-proxy/index.js';
 import { createTestBucket, s3TestStore, type TestBucket } from '../../support/s3.js';
@@ -97,6 +98,23 @@ describe('S3ObjectStore on the test S3 server', () => {
       }
     } finally {
       await proxy.stop();
+    }
+  });
+
+  it("works from a host whose clock is an hour behind the server's: ranged reads and SDK requests alike", async () => {
+    const data = testBytes(64 * 1024, 5);
+    await store.put('clock', data);
+    const skewed = s3TestStore(bucket.name);
+    // Only Date is faked, an hour back, and it keeps running; timers stay real.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 3_600_000, shouldAdvanceTime: true });
+    try {
+      // The first request (a ranged read) is refused for its time and retried with the server's.
+      expect((await skewed.getRange('clock', 0, data.length)).equals(data)).toBe(true);
+      await skewed.put('clock-put', data);
+      expect((await skewed.head('clock-put'))?.size).toBe(data.length);
+    } finally {
+      vi.useRealTimers();
+      skewed.close();
     }
   });
 

@@ -28,8 +28,11 @@ interface ScriptedServer {
   stop(): Promise<void>;
 }
 
+/** The dates the stand-in signer was asked to sign with, in order. */
+const signingDates: Date[] = [];
 const signer: RequestSigner = {
-  async sign(request) {
+  async sign(request, { signingDate }) {
+    signingDates.push(signingDate);
     return { headers: { ...request.headers, authorization: 'AWS4-HMAC-SHA256 test', 'x-amz-date': '20261124T000000Z' } };
   },
 };
@@ -93,13 +96,17 @@ const ok = (body: Buffer | string, extra = ''): string[] => [
 describe('HttpRangeReader', () => {
   let server: ScriptedServer;
   let reader: HttpRangeReader;
+  const clock = { systemClockOffset: 0 };
 
   async function start(requestTimeoutMs = 2_000, secure = false): Promise<void> {
     server = await scriptedServer(secure);
+    clock.systemClockOffset = 0;
+    signingDates.length = 0;
     reader = new HttpRangeReader({
       endpoint: server.url,
       bucket: 'bkt',
       signer: async () => signer,
+      clock,
       connectTimeoutMs: 2_000,
       requestTimeoutMs,
       ...(secure ? { ca: TLS_CERT } : {}),
@@ -175,6 +182,32 @@ describe('HttpRangeReader', () => {
     server.next({ pieces: [], close: true });
     const closed = await reader.read('k', 'bytes=0-1', undefined).catch((e: unknown) => e);
     expect(classifyS3Failure(closed)).toMatchObject({ transient: true, kind: 'unavailable' });
+  });
+
+  it("signs with the server's time as the clock has it, and sets the clock by an answer refusing the request's time", async () => {
+    await start();
+    const hour = 3_600_000;
+    clock.systemClockOffset = -hour;
+    server.next({ pieces: ok('x') });
+    await reader.read('k', 'bytes=0-0', undefined);
+    expect(Math.abs(signingDates[0]!.getTime() - (Date.now() - hour))).toBeLessThan(5_000);
+
+    // The server's clock is an hour ahead of this host's.
+    const serverTime = new Date(Date.now() + hour).toUTCString();
+    const xml = '<Error><Code>RequestTimeTooSkewed</Code><Message>too far</Message></Error>';
+    server.next({ pieces: [`HTTP/1.1 403 Forbidden\r\ndate: ${serverTime}\r\ncontent-length: ${xml.length}\r\n\r\n${xml}`] });
+    const refused = await reader.read('k', 'bytes=0-0', undefined).catch((e: unknown) => e);
+    expect(classifyS3Failure(refused)).toMatchObject({ transient: true, kind: 'access-denied', code: 'RequestTimeTooSkewed', status: 403 });
+    expect(Math.abs(clock.systemClockOffset - hour)).toBeLessThan(5_000);
+    server.next({ pieces: ok('x') });
+    await reader.read('k', 'bytes=0-0', undefined);
+    expect(Math.abs(signingDates[2]!.getTime() - (Date.now() + hour))).toBeLessThan(5_000);
+
+    // Any other refusal leaves the clock alone.
+    const denied = '<Error><Code>AccessDenied</Code></Error>';
+    server.next({ pieces: [`HTTP/1.1 403 Forbidden\r\ndate: ${new Date().toUTCString()}\r\ncontent-length: ${denied.length}\r\n\r\n${denied}`] });
+    await reader.read('k', 'bytes=0-0', undefined).catch(() => undefined);
+    expect(Math.abs(clock.systemClockOffset - hour)).toBeLessThan(5_000);
   });
 
   it('gives up on an answer that makes no progress for the request timeout', async () => {

@@ -46,6 +46,12 @@ describe('classifyS3Failure', () => {
     expect(classifyS3Failure(serviceError(name, status))).toMatchObject({ transient: false, kind, code: name, status });
   });
 
+  it('retries a request refused for its time (the clock is corrected meanwhile), then reports access denied', () => {
+    for (const name of ['RequestTimeTooSkewed', 'RequestInTheFuture']) {
+      expect(classifyS3Failure(serviceError(name, 403))).toMatchObject({ transient: true, kind: 'access-denied', code: name, status: 403 });
+    }
+  });
+
   it.each(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'])(
     'retries the connection error %s',
     (code) => {
