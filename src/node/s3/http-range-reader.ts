@@ -229,7 +229,7 @@ class Connection {
 
   private maybeDone(a: Answer): void {
     const ok = a.status >= 200 && a.status < 300;
-    const complete = a.chunked ? a.body.subarray(0, a.filled).includes('0\r\n\r\n') : a.filled >= a.expected;
+    const complete = a.chunked ? dechunked(a.body.subarray(0, a.filled)).complete : a.filled >= a.expected;
     if (!complete) {
       if (a.filled >= a.body.length) this.fail(new Error('an error answer too long to read'));
       return;
@@ -344,8 +344,29 @@ function encodeSegment(segment: string): string {
 }
 
 function errorText(a: Answer): string {
-  const text = a.body.toString('utf8', 0, Math.min(a.filled, a.expected));
-  return a.chunked ? text.replace(/^[0-9a-fA-F]+\r\n|\r\n[0-9a-fA-F]+\r\n/g, '') : text;
+  const received = a.body.subarray(0, Math.min(a.filled, a.expected));
+  return (a.chunked ? dechunked(received).data : received).toString('utf8');
+}
+
+/**
+ * A chunked body as received so far: its data, and whether it is complete (the last, empty chunk
+ * and its trailers have come). A garbled size line counts as the end: what came is all there is.
+ */
+function dechunked(raw: Buffer): { data: Buffer; complete: boolean } {
+  const pieces: Buffer[] = [];
+  const result = (complete: boolean) => ({ data: Buffer.concat(pieces), complete });
+  for (let at = 0; ; ) {
+    const lineEnd = raw.indexOf('\r\n', at);
+    if (lineEnd < 0) return result(false);
+    const size = Number.parseInt(raw.toString('latin1', at, lineEnd), 16);
+    if (Number.isNaN(size)) return result(true);
+    // The last chunk: trailer lines (if any), then an empty line.
+    if (size === 0) return result(raw.indexOf('\r\n\r\n', lineEnd) >= 0);
+    const start = lineEnd + 2;
+    pieces.push(raw.subarray(start, Math.min(start + size, raw.length)));
+    if (raw.length < start + size + 2) return result(false);
+    at = start + size + 2;
+  }
 }
 
 function statusError(a: Answer, xml: string): HttpStatusError {

@@ -154,23 +154,30 @@ describe('HttpRangeReader', () => {
   });
 
   it('turns error answers into errors the store classifies: with a length, chunked, or ended by a close', async () => {
-    await start();
+    // The request timeout is far longer than the test's: an answer whose end is missed fails it.
+    await start(60_000);
     const xml = (code: string): string => `<?xml version="1.0"?><Error><Code>${code}</Code><Message>m ${code}</Message></Error>`;
-    const chunked = (text: string): string => `${text.length.toString(16)}\r\n${text}\r\n0\r\n\r\n`;
+    /** In chunks of at most 16 bytes, the last one followed by `trailers`. */
+    const chunked = (text: string, trailers = ''): string[] => [
+      ...(text.match(/.{1,16}/gs) ?? []).map((piece) => `${piece.length.toString(16)}\r\n${piece}\r\n`),
+      `0\r\n${trailers}\r\n`,
+    ];
     server.next(
       { pieces: [`HTTP/1.1 404 Not Found\r\ncontent-length: ${xml('NoSuchKey').length}\r\n\r\n`, xml('NoSuchKey')] },
-      { pieces: ['HTTP/1.1 412 Precondition Failed\r\ntransfer-encoding: chunked\r\n\r\n', chunked(xml('PreconditionFailed'))] },
+      { pieces: ['HTTP/1.1 412 Precondition Failed\r\ntransfer-encoding: chunked\r\n\r\n', ...chunked(xml('PreconditionFailed'))] },
+      { pieces: ['HTTP/1.1 403 Forbidden\r\ntransfer-encoding: chunked\r\n\r\n', ...chunked(xml('AccessDenied'), 'x-checksum: 1\r\n')] },
       { pieces: [`HTTP/1.1 503 Slow Down\r\nconnection: close\r\n\r\n${xml('SlowDown')}`], close: true },
     );
     const failure = async (): Promise<ReturnType<typeof classifyS3Failure>> =>
       classifyS3Failure(await reader.read('k', 'bytes=0-1', 'e').then(() => expect.fail('expected an error'), (e: unknown) => e));
     expect(await failure()).toMatchObject({ kind: 'not-found', transient: false, status: 404, code: 'NoSuchKey', message: 'm NoSuchKey' });
-    expect(await failure()).toMatchObject({ kind: 'changed', transient: false, status: 412, code: 'PreconditionFailed' });
+    expect(await failure()).toMatchObject({ kind: 'changed', transient: false, status: 412, code: 'PreconditionFailed', message: 'm PreconditionFailed' });
+    expect(await failure()).toMatchObject({ kind: 'access-denied', transient: false, status: 403, code: 'AccessDenied', message: 'm AccessDenied' });
     expect(await failure()).toMatchObject({ kind: 'unavailable', transient: true, status: 503, code: 'SlowDown' });
     // The 404 (read to its length) left its connection usable; a chunked or close-ended error
-    // answer is not trusted to have been read to its end, so the 412 and the 503 closed theirs.
-    expect(server.connections).toBe(2);
-  });
+    // answer is not trusted to have been read to its end, so the 412, the 403 and the 503 closed theirs.
+    expect(server.connections).toBe(3);
+  }, 15_000);
 
   it('reports a body cut short as incomplete (retried), and a connection reset as a socket error (retried)', async () => {
     await start();
