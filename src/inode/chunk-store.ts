@@ -10,11 +10,13 @@
 // Base positions are trusted only while `holds` names the inode's current object ETag.
 //
 // Writes are synchronous (local disk page cache, never a FUSE mount) so that an apply() and a fill
-// can never interleave; reads are asynchronous so that many can be in flight.
+// can never interleave; reads are asynchronous so that many can be in flight. In 'fsync' durability
+// the files and directories a transaction changed are flushed before it commits.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
-import { TABLE_TXN_FLAGS } from './metadata-store.js';
+import type { Durability } from '../raft/storage/lmdb-log-storage.js';
+import { tableTxnFlags } from './metadata-store.js';
 import type { InodeId } from './types.js';
 
 interface LocalChunk {
@@ -68,15 +70,22 @@ export class ChunkStore {
   private used = 0;
   private replacements = 0;
   private readonly tmpDir: string;
-  private readonly unsynced = new Set<string>();
-  /** Shard directories whose entries changed (a chunk file created, renamed in, removed) since the last sync. */
-  private readonly dirsUnsynced = new Set<string>();
+  private readonly txnFlags: number;
+  /** 'fsync' durability: changes to files are flushed before the transaction recording them commits. */
+  private readonly flushesFiles: boolean;
+  /** Chunk files written or cut in the running transaction ('fsync' durability only). */
+  private readonly changedFiles = new Set<string>();
+  /** Directories whose entries changed in it: a chunk file created, renamed in or removed, a shard made. */
+  private readonly changedDirs = new Set<string>();
 
   constructor(
     readonly dir: string,
     readonly chunkSize: number,
     private readonly env: RootDatabase,
+    durability: Durability,
   ) {
+    this.txnFlags = tableTxnFlags(durability);
+    this.flushesFiles = durability === 'fsync';
     fs.mkdirSync(dir, { recursive: true });
     // Replacements a crash left half-written.
     this.tmpDir = path.join(dir, 'tmp');
@@ -125,7 +134,7 @@ export class ChunkStore {
       this.grow(entry, offset + data.length);
       this.index.putSync([ino, chunk], entry);
       this.touch(ino, chunk);
-      this.unsynced.add(name(ino, chunk));
+      this.changedFile(ino, chunk);
     });
   }
 
@@ -163,7 +172,7 @@ export class ChunkStore {
       entry.holds = etag;
       this.index.putSync([ino, chunk], entry);
       this.touch(ino, chunk);
-      this.unsynced.add(name(ino, chunk));
+      this.changedFile(ino, chunk);
     });
   }
 
@@ -195,14 +204,14 @@ export class ChunkStore {
         return;
       }
       const target = this.pathOf(ino, chunk);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
+      this.ensureShard(target);
       fs.truncateSync(replacement.file, bytes);
       fs.renameSync(replacement.file, target);
-      this.dirsUnsynced.add(path.dirname(target));
+      this.changedDir(path.dirname(target));
       this.used += bytes;
       this.index.putSync([ino, chunk], { holds: etag, bytes });
       this.touch(ino, chunk);
-      this.unsynced.add(name(ino, chunk));
+      this.changedFile(ino, chunk);
     });
   }
 
@@ -240,7 +249,7 @@ export class ChunkStore {
       this.used -= entry.bytes - length;
       entry.bytes = length;
       this.index.putSync([ino, chunk], entry);
-      this.unsynced.add(name(ino, chunk));
+      this.changedFile(ino, chunk);
     });
   }
 
@@ -253,12 +262,12 @@ export class ChunkStore {
       } else {
         this.closeFile(name(ino, chunk));
         fs.rmSync(this.pathOf(ino, chunk), { force: true });
-        this.dirsUnsynced.add(path.dirname(this.pathOf(ino, chunk)));
+        this.changedDir(path.dirname(this.pathOf(ino, chunk)));
       }
       this.used -= footprint(entry);
       this.index.removeSync([ino, chunk]);
       this.recency.delete(name(ino, chunk));
-      this.unsynced.delete(name(ino, chunk));
+      this.changedFiles.delete(name(ino, chunk));
     });
   }
 
@@ -333,19 +342,6 @@ export class ChunkStore {
     return freed;
   }
 
-  /**
-   * fdatasync every chunk file written or cut since the last sync, then fsync the directories whose
-   * entries changed, so that what the index says about the files is on the disk too.
-   */
-  async sync(): Promise<void> {
-    const names = [...this.unsynced];
-    this.unsynced.clear();
-    const dirs = [...this.dirsUnsynced];
-    this.dirsUnsynced.clear();
-    await Promise.all(names.map((n) => flushed(path.join(this.dir, shard(n), n), 'r+')));
-    await Promise.all(dirs.map((dir) => flushed(dir, 'r')));
-  }
-
   close(): void {
     for (const key of [...this.open.keys()]) this.closeFile(key);
   }
@@ -374,7 +370,7 @@ export class ChunkStore {
       this.used -= footprint(entry);
       delete entry.inline;
       this.used += footprint(entry);
-      this.unsynced.add(name(ino, chunk));
+      this.changedFile(ino, chunk);
     }
     return entry;
   }
@@ -406,10 +402,40 @@ export class ChunkStore {
 
   /**
    * Runs `change` in one LMDB transaction: the state machine's apply already is one (a nested
-   * transactionSync runs inline), fills and evictions from the read path are not.
+   * transactionSync runs inline), fills and evictions from the read path are not. In 'fsync'
+   * durability, the files and directories it changed are flushed before that transaction commits,
+   * so that neither the index nor the state machine's tables ever describe chunk bytes a power cut
+   * could take away. (A removal may reach the disk before its commit: a chunk whose file is
+   * missing reads as not cached, and the log replays a removal of written data.)
    */
   private atomically(change: () => void): void {
-    this.env.transactionSync(change, TABLE_TXN_FLAGS);
+    this.env.transactionSync(() => {
+      change();
+      this.flushChanges();
+    }, this.txnFlags);
+  }
+
+  private flushChanges(): void {
+    for (const n of this.changedFiles) flushSync(path.join(this.dir, shard(n), n), 'file');
+    for (const d of this.changedDirs) flushSync(d, 'directory');
+    this.changedFiles.clear();
+    this.changedDirs.clear();
+  }
+
+  private changedFile(ino: InodeId, chunk: number): void {
+    if (this.flushesFiles) this.changedFiles.add(name(ino, chunk));
+  }
+
+  private changedDir(dir: string): void {
+    if (this.flushesFiles) this.changedDirs.add(dir);
+  }
+
+  /** Makes the shard directory of chunk file `target` if it is missing (a change to the chunks directory). */
+  private ensureShard(target: string): void {
+    const dir = path.dirname(target);
+    if (fs.existsSync(dir)) return;
+    fs.mkdirSync(dir, { recursive: true });
+    this.changedDir(this.dir);
   }
 
   /** Stores `bytes` as the pieces of an inline chunk; returns how many there are. */
@@ -460,16 +486,15 @@ export class ChunkStore {
     if (!file) {
       const p = this.pathOf(ino, chunk);
       const { O_RDWR, O_CREAT, O_TRUNC } = fs.constants;
-      const flags = forWrite ? O_RDWR | O_CREAT | (empty ? O_TRUNC : 0) : O_RDWR;
       let fd: number;
       try {
-        fd = fs.openSync(p, flags, 0o600);
+        fd = fs.openSync(p, O_RDWR | (forWrite && empty ? O_TRUNC : 0));
       } catch (err) {
         if (!forWrite || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        fs.mkdirSync(path.dirname(p), { recursive: true });
-        fd = fs.openSync(p, flags, 0o600);
+        this.ensureShard(p);
+        fd = fs.openSync(p, O_RDWR | O_CREAT | O_TRUNC, 0o600);
+        this.changedDir(path.dirname(p));
       }
-      if (forWrite) this.dirsUnsynced.add(path.dirname(p));
       file = { fd, users: 0, closing: false };
       this.open.set(key, file);
       if (this.open.size > MAX_OPEN_FILES) this.closeIdle();
@@ -512,14 +537,14 @@ function writeFully(fd: number, data: Uint8Array, position: number): void {
   }
 }
 
-/** fdatasync (a file) or fsync (a directory) of `target`, if it still exists. */
-async function flushed(target: string, flags: 'r' | 'r+'): Promise<void> {
-  const handle = await fs.promises.open(target, flags).catch(() => undefined);
-  if (!handle) return;
+/** fdatasync of a file, fsync of a directory. A failure (the disk's) fails the transaction. */
+function flushSync(target: string, kind: 'file' | 'directory'): void {
+  const fd = fs.openSync(target, kind === 'file' ? 'r+' : 'r');
   try {
-    await (flags === 'r' ? handle.sync() : handle.datasync());
+    if (kind === 'file') fs.fdatasyncSync(fd);
+    else fs.fsyncSync(fd);
   } finally {
-    await handle.close();
+    fs.closeSync(fd);
   }
 }
 

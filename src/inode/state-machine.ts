@@ -13,7 +13,7 @@ import type { ChunkStore } from './chunk-store.js';
 import { type ApplyResult, decodeCommand, OK } from './commands.js';
 import { type FsErrorCode } from './errors.js';
 import { addInterval, clipIntervals, coversRange } from './intervals.js';
-import { MetadataStore, REPLICATED_TABLES, TABLE_TXN_FLAGS } from './metadata-store.js';
+import { MetadataStore, REPLICATED_TABLES } from './metadata-store.js';
 import {
   INODE_SEQUENCE_BITS,
   InodeKind,
@@ -70,7 +70,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     this.store = store;
     this.keys = new BucketKeys(store, config.prefix);
     if (!store.inode(ROOT_INO)) {
-      store.env.transactionSync(() => this.createRoot(), TABLE_TXN_FLAGS);
+      store.env.transactionSync(() => this.createRoot(), store.txnFlags);
     }
     this.applied = store.metaValue('applied');
   }
@@ -82,7 +82,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   apply(entry: Entry): ApplyResult {
     if (entry.index <= this.applied) return OK;
     if (entry.data.length === 0) {
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
+      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), this.store.txnFlags);
       this.applied = entry.index;
       return OK;
     }
@@ -92,23 +92,17 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       this.store.env.transactionSync(() => {
         result = this.dispatch(command, entry.index);
         this.store.meta.putSync('applied', entry.index);
-      }, TABLE_TXN_FLAGS);
+      }, this.store.txnFlags);
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), TABLE_TXN_FLAGS);
+      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), this.store.txnFlags);
       result = { ok: false, error: err.code, message: err.message };
     }
     this.applied = entry.index;
     return result;
   }
 
-  /** Chunk files are written outside the LMDB transactions that record them. */
-  sync(): Promise<void> {
-    return this.chunks.sync();
-  }
-
   async snapshot(): Promise<Uint8Array> {
-    await this.chunks.sync();
     const tables: Record<string, Array<[unknown, unknown]>> = {};
     for (const name of REPLICATED_TABLES) {
       tables[name] = [...this.store.table(name).getRange({})].map(({ key, value }) => [key, value]);
@@ -138,7 +132,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       for (const [ino, chunk, bytes] of image.chunkData) {
         this.chunks.writeSync(ino as InodeId, chunk, 0, bytes);
       }
-    }, TABLE_TXN_FLAGS);
+    }, this.store.txnFlags);
     this.applied = this.store.metaValue('applied');
   }
 

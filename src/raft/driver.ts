@@ -492,9 +492,6 @@ export class RaftNode<Result = unknown> extends EventEmitter<RaftNodeEvents> {
       this.role === Role.Leader && (!rd.hardState || (rd.hardState.term === stored.term && rd.hardState.vote === stored.vote));
     if (sendFirst) this.send(rd.messages);
     if (rd.hardState || rd.entries.length > 0 || rd.snapshot) {
-      // A flushed log write flushes the state machine's tables if they share its environment: what
-      // the state machine keeps in files of its own must reach the disk before they say it is there.
-      if (rd.mustSync && this.storage.durability === 'fsync' && this.sm.persistent) await this.sm.sync?.();
       await this.storage.write({
         ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
         entries: rd.entries,

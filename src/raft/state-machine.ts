@@ -26,11 +26,10 @@ export interface StateMachine<Result = unknown> {
    */
   readonly persistent?: boolean;
   /**
-   * A persistent state machine whose effects can reach its storage without being flushed (files
-   * written beside the LMDB tables): flush them. Called when the group's durability is 'fsync':
-   * before every log write that is flushed to disk (which flushes tables that share the log's
-   * LMDB environment too, and with them appliedIndex(): the files must be on disk first), and
-   * before the log is compacted behind appliedIndex() without an image.
+   * A persistent state machine whose effects can reach its storage without being flushed: flush
+   * them. Called when the group's durability is 'fsync', before the log is compacted behind
+   * appliedIndex() without an image. (One that flushes within its own commits, as
+   * InodeStateMachine does, needs none.)
    */
   sync?(): Promise<void>;
   /** Replace the whole state with a snapshot image taken at `index`. */

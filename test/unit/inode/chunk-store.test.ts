@@ -1,11 +1,12 @@
 // ChunkStore keeps small chunks inside LMDB and bigger ones in files: whatever the representation,
 // and across the move from one to the other, reads return exactly what was written or filled,
-// zeros past the end, and the space accounting follows.
+// zeros past the end, and the space accounting follows. In 'fsync' durability, what a transaction
+// did to files and directories is flushed before it commits.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RootDatabase } from 'lmdb';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ChunkStore, INLINE_LIMIT } from '../../../src/inode/chunk-store.js';
 import { openRaftEnvironment } from '../../../src/raft/storage/lmdb-log-storage.js';
 import type { InodeId } from '../../../src/inode/types.js';
@@ -29,7 +30,7 @@ describe('ChunkStore', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidefs-chunks-'));
     // Opened as a node opens it (writable map, no sync per commit).
     env = openRaftEnvironment(path.join(dir, 'meta'), 'process', 8);
-    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
+    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env, 'process');
   });
 
   afterEach(async () => {
@@ -92,7 +93,7 @@ describe('ChunkStore', () => {
         index.putSync([INO, chunk], { holds: '', bytes: bytesOf(chunk).length, inline: true });
       }
     });
-    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env);
+    store = new ChunkStore(path.join(dir, 'chunks'), CHUNK, env, 'process');
     for (let chunk = 0; chunk < count; chunk++) {
       const expected = bytesOf(chunk);
       expect((await read(chunk, 0, expected.length)).equals(expected), `chunk ${chunk}`).toBe(true);
@@ -157,35 +158,67 @@ describe('ChunkStore', () => {
     expect(got.subarray(INLINE_LIMIT + 100).equals(data)).toBe(true);
   });
 
-  it('sync flushes files cut since the last one and the directories whose entries changed', async () => {
-    store.writeSync(INO, 6, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
-    store.writeSync(INO, 8, 0, Buffer.alloc(2 * INLINE_LIMIT, 2));
-    await store.sync();
-    // Since: one file cut (its new size must reach the disk), one removed (its directory entry).
-    store.truncateSync(INO, 6, INLINE_LIMIT + 1);
-    store.removeSync(INO, 8);
-    const flushed: string[] = [];
-    const open = fs.promises.open;
-    fs.promises.open = (async (target: fs.PathLike, flags?: string | number) => {
-      const handle = await open(target, flags);
-      const record = (what: string) => () => {
-        flushed.push(`${what} ${path.relative(dir, String(target))}`);
-        return Promise.resolve();
-      };
-      handle.sync = record('sync');
-      handle.datasync = record('datasync');
-      return handle;
-    }) as typeof fs.promises.open;
+  it("in 'fsync' durability, flushes the files and directories a transaction changed before it commits", async () => {
+    store.close();
+    await env.close();
+    env = openRaftEnvironment(path.join(dir, 'meta-fsync'), 'fsync', 8);
+    store = new ChunkStore(path.join(dir, 'chunks-fsync'), CHUNK, env, 'fsync');
+    const events: string[] = [];
+    const where = (fd: number): string => path.relative(dir, fs.readlinkSync(`/proc/self/fd/${fd}`));
+    vi.spyOn(fs, 'fdatasyncSync').mockImplementation((fd) => void events.push(`datasync ${where(fd)}`));
+    vi.spyOn(fs, 'fsyncSync').mockImplementation((fd) => void events.push(`fsync ${where(fd)}`));
+    const transactionSync = env.transactionSync.bind(env);
+    // The last thing inside an outermost transaction's callback comes right before its commit (a
+    // nested one runs inline, inside the outer transaction).
+    let depth = 0;
+    env.transactionSync = ((callback: () => unknown, flags: number) =>
+      transactionSync(() => {
+        depth++;
+        try {
+          const result = callback();
+          if (depth === 1) events.push(`commit${flags & 0x40000 ? ' (pages flushed, meta page not)' : ''}${flags & 0x10000 ? ' (nothing flushed)' : ''}`);
+          return result;
+        } finally {
+          depth--;
+        }
+      }, flags)) as typeof env.transactionSync;
+    const file = path.relative(dir, store.pathOf(INO, 6));
+    const shard = path.dirname(file);
+    /** The flushes since the last look (in any order), all before one commit that flushes its pages. */
+    const flushedThenCommitted = (): string[] => {
+      const since = events.splice(0);
+      expect(since.at(-1)).toBe('commit (pages flushed, meta page not)');
+      return since.slice(0, -1).sort();
+    };
     try {
-      await store.sync();
+      store.writeSync(INO, 6, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
+      // A new file in a new shard directory: its bytes, its name, the shard's name.
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`, `fsync chunks-fsync`, `fsync ${shard}`]);
+      store.writeSync(INO, 6, 100, Buffer.alloc(10, 2));
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`]);
+      store.truncateSync(INO, 6, INLINE_LIMIT + 1);
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`]);
+      store.removeSync(INO, 6);
+      expect(flushedThenCommitted()).toEqual([`fsync ${shard}`]);
+      // A fetched chunk put in place: its bytes and its new name.
+      const replacement = await store.prepareReplacement(INO, 6, Buffer.alloc(2 * INLINE_LIMIT, 3));
+      store.adoptSync(INO, 6, 'etag', replacement, 2 * INLINE_LIMIT);
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`, `fsync ${shard}`]);
     } finally {
-      fs.promises.open = open;
+      vi.restoreAllMocks();
+      env.transactionSync = transactionSync;
     }
-    const shard = path.relative(dir, path.dirname(store.pathOf(INO, 6)));
-    expect(flushed.sort()).toEqual([`datasync ${path.relative(dir, store.pathOf(INO, 6))}`, `sync ${shard}`].sort());
-    // Nothing is left to flush.
-    flushed.length = 0;
-    await store.sync();
-    expect(flushed).toEqual([]);
+  });
+
+  it("in 'process' durability, flushes nothing: the page cache keeps it for a killed process", () => {
+    const flushes = [vi.spyOn(fs, 'fdatasyncSync'), vi.spyOn(fs, 'fsyncSync')];
+    try {
+      store.writeSync(INO, 6, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
+      store.truncateSync(INO, 6, INLINE_LIMIT + 1);
+      store.removeSync(INO, 6);
+      for (const flush of flushes) expect(flush).not.toHaveBeenCalled();
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });

@@ -41,8 +41,8 @@ describe('InodeStateMachine', () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidefs-sm-'));
     env = open({ path: path.join(dir, 'meta'), maxDbs: 32 });
-    store = new MetadataStore(env);
-    sm = new InodeStateMachine(store, new ChunkStore(path.join(dir, 'chunks'), CHUNK, env), {
+    store = new MetadataStore(env, 'process');
+    sm = new InodeStateMachine(store, new ChunkStore(path.join(dir, 'chunks'), CHUNK, env, 'process'), {
       chunkSize: CHUNK,
       prefix: 'pre/',
       groupId: 1,
