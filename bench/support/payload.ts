@@ -12,7 +12,7 @@ export interface Payload {
   sha256: string;
 }
 
-/** Writes `bytes` random bytes to `file` (8 MiB at a time). */
+/** Writes `bytes` random bytes to `file` (8 MiB at a time) and flushes it to the disk. */
 export async function writePayload(file: string, bytes: number): Promise<Payload> {
   const block = Buffer.allocUnsafe(8 * MiB);
   const hash = createHash('sha256');
@@ -24,6 +24,8 @@ export async function writePayload(file: string, bytes: number): Promise<Payload
       hash.update(piece);
       await handle.write(piece, 0, piece.length, offset);
     }
+    // On the disk now: the kernel writing it back must not share the first measurement's cores.
+    await handle.sync();
   } finally {
     await handle.close();
   }
