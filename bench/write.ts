@@ -48,7 +48,7 @@ async function measureOnce(session: BenchSession, payload: Payload, runIndex: nu
   const direct = await timed(() => uploadMultipart(s3.client, bucket, directKey, payload.file, bytes, UPLOAD));
   await deleteObjects(s3, bucket, [directKey]);
   await ddRead(payload.file, bytes);
-  const unsigned = await timed(() => uploadMultipart(s3.client, bucket, directKey, payload.file, bytes, UPLOAD, true));
+  const unsigned = await timed(() => uploadMultipart(s3.unsignedClient, bucket, directKey, payload.file, bytes, UPLOAD));
   await checkObject(s3.client, bucket, directKey, bytes, payload.sha256);
   await deleteObjects(s3, bucket, [directKey]);
   return {

@@ -48,20 +48,8 @@ export async function getObjectRanged(client: S3Client, bucket: string, key: str
   return bytes;
 }
 
-/**
- * Multipart upload of `file` (`size` bytes) to `key`, `inFlight` parts at a time; aborted on
- * failure. The SDK signs each part's body (SHA-256) unless `unsigned`: then the parts go as
- * UNSIGNED-PAYLOAD, as the SDK sends a streamed body.
- */
-export async function uploadMultipart(
-  client: S3Client,
-  bucket: string,
-  key: string,
-  file: string,
-  size: number,
-  transfer: ParallelTransfer,
-  unsigned = false,
-): Promise<void> {
+/** Multipart upload of `file` (`size` bytes) to `key`, `inFlight` parts at a time; aborted on failure. */
+export async function uploadMultipart(client: S3Client, bucket: string, key: string, file: string, size: number, transfer: ParallelTransfer): Promise<void> {
   const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
   const handle = await fsp.open(file, 'r');
   try {
@@ -76,17 +64,9 @@ export async function uploadMultipart(
         const partNumber = start / transfer.pieceBytes + 1;
         const { bytesRead } = await handle.read(buffer, 0, length, start);
         if (bytesRead !== length) throw new Error(`${file} is shorter than ${size} bytes`);
-        const command = new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length), ContentLength: length });
-        if (unsigned) {
-          command.middlewareStack.add(
-            (next) => (args) => {
-              (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-              return next(args);
-            },
-            { step: 'build' },
-          );
-        }
-        const reply = await client.send(command);
+        const reply = await client.send(
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: partNumber, Body: buffer.subarray(0, length), ContentLength: length }),
+        );
         parts.push({ PartNumber: partNumber, ETag: reply.ETag! });
       }
     };

@@ -18,6 +18,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { s3SettingsFromEnv } from '../../src/node/s3/config.js';
+import { sendDataUnsigned } from '../../src/node/s3/s3-object-store.js';
 import { localS3, parseExports } from '../../test/fixtures/local-s3/control.js';
 import type { Teardown } from './teardown.js';
 
@@ -26,6 +27,8 @@ const STATE_DIR = process.env.TIDEFS_LOCAL_S3_DIR ?? '/var/lib/tidefs-local-s3';
 
 export interface BenchS3 {
   client: S3Client;
+  /** The same, sending object data unsigned, as a mount does (for reference beside the SDK's default). */
+  unsignedClient: S3Client;
   /** AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... of the server, for child processes such as a mount. */
   env: Record<string, string>;
 }
@@ -48,19 +51,26 @@ export async function openBenchS3(teardown: Teardown): Promise<BenchS3> {
   // The SDK is pinned to a release that supports Node 20 on purpose (see environment.md).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { endpoint, region, credentials } = s3SettingsFromEnv({}, env);
-  const client = new S3Client({
-    endpoint,
-    region,
-    credentials,
-    forcePathStyle: true,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    // A wedged server (e.g. a full store, which stalls writes and deletes alike) must fail the
-    // benchmark, not hang it: no request may sit a minute without a byte moving.
-    requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
+  const newClient = (): S3Client =>
+    new S3Client({
+      endpoint,
+      region,
+      credentials,
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      // A wedged server (e.g. a full store, which stalls writes and deletes alike) must fail the
+      // benchmark, not hang it: no request may sit a minute without a byte moving.
+      requestHandler: { connectionTimeout: 5_000, socketTimeout: 60_000 },
+    });
+  const client = newClient();
+  const unsignedClient = newClient();
+  sendDataUnsigned(unsignedClient);
+  teardown.add('close the S3 clients', async () => {
+    client.destroy();
+    unsignedClient.destroy();
   });
-  teardown.add('close the S3 client', async () => client.destroy());
-  return { client, env };
+  return { client, unsignedClient, env };
 }
 
 /**

@@ -36,7 +36,8 @@ Mount a bucket (or a prefix of it). S3 settings come from the standard AWS envir
   --busy-poll TIME      after answering the kernel, look this long for its next request before
                         sleeping: less latency per operation, some CPU (default 50us; 0: never)
   --sign-payloads       sign upload bodies (SHA-256 of every byte, checked by the server); by
-                        default they go unsigned, protected in transit by TLS or TCP like reads
+                        default they go unsigned: on http:// nothing guards them against
+                        tampering, as nothing guards downloads
   --no-allow-other      only the mounting user may use the mount (default when not root)
   --foreground          stay in the foreground (logs to stderr)
 `;

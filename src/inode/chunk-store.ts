@@ -10,13 +10,14 @@
 // Base positions are trusted only while `holds` names the inode's current object ETag.
 //
 // Writes are synchronous (local disk page cache, never a FUSE mount) so that an apply() and a fill
-// can never interleave; reads are asynchronous so that many can be in flight. In 'fsync' durability
-// the files and directories a transaction changed are flushed before it commits.
+// can never interleave; reads are asynchronous so that many can be in flight. Every change happens
+// in a transaction() (the state machine runs its applies in one too): in 'fsync' durability the
+// files and directories it changed are flushed before it commits, and files it removed are
+// unlinked only after.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Database, RootDatabase } from 'lmdb';
+import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
 import type { Durability } from '../raft/storage/lmdb-log-storage.js';
-import { tableTxnFlags } from './metadata-store.js';
 import type { InodeId } from './types.js';
 
 interface LocalChunk {
@@ -75,8 +76,12 @@ export class ChunkStore {
   private readonly flushesFiles: boolean;
   /** Chunk files written or cut in the running transaction ('fsync' durability only). */
   private readonly changedFiles = new Set<string>();
-  /** Directories whose entries changed in it: a chunk file created, renamed in or removed, a shard made. */
+  /** Directories whose entries changed in it: a chunk file created or renamed in, a shard made. */
   private readonly changedDirs = new Set<string>();
+  /** Paths of chunk files removed in the running transaction, unlinked once it commits. */
+  private readonly removedFiles = new Set<string>();
+  /** Transactions running: 1 inside the outermost, which commits. */
+  private depth = 0;
 
   constructor(
     readonly dir: string,
@@ -86,7 +91,10 @@ export class ChunkStore {
   ) {
     this.txnFlags = tableTxnFlags(durability);
     this.flushesFiles = durability === 'fsync';
-    fs.mkdirSync(dir, { recursive: true });
+    if (!fs.existsSync(dir)) {
+      fs.mkdirSync(dir, { recursive: true });
+      if (this.flushesFiles) flushSync(path.dirname(dir), 'directory');
+    }
     // Replacements a crash left half-written.
     this.tmpDir = path.join(dir, 'tmp');
     fs.rmSync(this.tmpDir, { recursive: true, force: true });
@@ -117,7 +125,7 @@ export class ChunkStore {
 
   /** Write `data` at `offset` within the chunk. */
   writeSync(ino: InodeId, chunk: number, offset: number, data: Uint8Array): void {
-    this.atomically(() => {
+    this.transaction(() => {
       const entry = this.entryFor(ino, chunk, offset + data.length);
       if (entry.inline) {
         const bytes = this.inlineBytes(ino, chunk, entry, Math.max(entry.bytes, offset + data.length));
@@ -143,7 +151,7 @@ export class ChunkStore {
    * `data` is the base content from chunk offset 0) and record that the file holds that version.
    */
   fillSync(ino: InodeId, chunk: number, etag: string, data: Uint8Array, gaps: readonly number[]): void {
-    this.atomically(() => {
+    this.transaction(() => {
       const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
       const entry = this.entryFor(ino, chunk, end);
       entry.holds = '';
@@ -197,7 +205,7 @@ export class ChunkStore {
    * The caller has checked, in the same synchronous turn, that the chunk has no written ranges.
    */
   adoptSync(ino: InodeId, chunk: number, etag: string, replacement: Replacement, bytes: number): void {
-    this.atomically(() => {
+    this.transaction(() => {
       this.removeSync(ino, chunk);
       if ('bytes' in replacement) {
         this.putInline(ino, chunk, { holds: etag, bytes: 0, inline: true }, Buffer.from(replacement.bytes.subarray(0, bytes)));
@@ -207,6 +215,7 @@ export class ChunkStore {
       this.ensureShard(target);
       fs.truncateSync(replacement.file, bytes);
       fs.renameSync(replacement.file, target);
+      this.removedFiles.delete(target);
       this.changedDir(path.dirname(target));
       this.used += bytes;
       this.index.putSync([ino, chunk], { holds: etag, bytes });
@@ -238,7 +247,7 @@ export class ChunkStore {
 
   /** Cut the chunk file to `length` bytes (no-op when it is shorter or absent). */
   truncateSync(ino: InodeId, chunk: number, length: number): void {
-    this.atomically(() => {
+    this.transaction(() => {
       const entry = this.index.get([ino, chunk]);
       if (!entry || entry.bytes <= length) return;
       if (entry.inline) {
@@ -254,15 +263,14 @@ export class ChunkStore {
   }
 
   removeSync(ino: InodeId, chunk: number): void {
-    this.atomically(() => {
+    this.transaction(() => {
       const entry = this.index.get([ino, chunk]);
       if (!entry) return;
       if (entry.inline) {
         this.removePieces(ino, chunk, 0, entry.bytes);
       } else {
         this.closeFile(name(ino, chunk));
-        fs.rmSync(this.pathOf(ino, chunk), { force: true });
-        this.changedDir(path.dirname(this.pathOf(ino, chunk)));
+        this.removedFiles.add(this.pathOf(ino, chunk));
       }
       this.used -= footprint(entry);
       this.index.removeSync([ino, chunk]);
@@ -279,13 +287,15 @@ export class ChunkStore {
   }
 
   removeInodeSync(ino: InodeId, from = 0): void {
-    for (const chunk of this.chunksOf(ino, from)) this.removeSync(ino, chunk);
+    this.transaction(() => {
+      for (const chunk of this.chunksOf(ino, from)) this.removeSync(ino, chunk);
+    });
   }
 
   /**
    * Read `length` bytes at `offset` within the chunk into `into` at `intoOffset`; bytes past the
-   * end of the file read as zeros. Returns false (and reads nothing) if the chunk has no file,
-   * e.g. because it was just evicted.
+   * end of the file read as zeros. Returns false (and reads nothing) if the chunk is not stored,
+   * e.g. because it was just evicted (a file the index does not name is never read).
    */
   async read(
     ino: InodeId,
@@ -296,7 +306,8 @@ export class ChunkStore {
     intoOffset: number,
   ): Promise<boolean> {
     const entry = this.index.get([ino, chunk]);
-    if (entry?.inline) {
+    if (!entry) return false;
+    if (entry.inline) {
       const bytes = this.inlineBytes(ino, chunk, entry, entry.bytes);
       const copied = offset < bytes.length ? bytes.copy(into, intoOffset, offset, Math.min(bytes.length, offset + length)) : 0;
       if (copied < length) into.fill(0, intoOffset + copied, intoOffset + length);
@@ -331,14 +342,16 @@ export class ChunkStore {
    */
   evict(target: number, evictable: (ino: InodeId, chunk: number) => boolean): number {
     let freed = 0;
-    for (const [key, [ino, chunk]] of this.recency) {
-      if (this.used <= target) break;
-      if (!evictable(ino as InodeId, chunk)) continue;
-      const before = this.used;
-      this.removeSync(ino as InodeId, chunk);
-      freed += before - this.used;
-      this.recency.delete(key);
-    }
+    this.transaction(() => {
+      for (const [key, [ino, chunk]] of this.recency) {
+        if (this.used <= target) break;
+        if (!evictable(ino as InodeId, chunk)) continue;
+        const before = this.used;
+        this.removeSync(ino as InodeId, chunk);
+        freed += before - this.used;
+        this.recency.delete(key);
+      }
+    });
     return freed;
   }
 
@@ -401,25 +414,36 @@ export class ChunkStore {
   }
 
   /**
-   * Runs `change` in one LMDB transaction: the state machine's apply already is one (a nested
-   * transactionSync runs inline), fills and evictions from the read path are not. In 'fsync'
-   * durability, the files and directories it changed are flushed before that transaction commits,
-   * so that neither the index nor the state machine's tables ever describe chunk bytes a power cut
-   * could take away. (A removal may reach the disk before its commit: a chunk whose file is
-   * missing reads as not cached, and the log replays a removal of written data.)
+   * Runs `change` in one LMDB transaction over the tables (the state machine's) and this store's
+   * index; a call made inside one joins it. In 'fsync' durability, the chunk files and directories
+   * it changed are flushed before it commits, so that neither the index nor the tables ever
+   * describe bytes a power cut could take away. The files it removed are unlinked once it has
+   * committed (a leftover file is harmless: a new chunk's file starts empty), so that the index
+   * never names a missing file, even when a power cut undoes the commit ('fsync' commits leave
+   * LMDB's meta page unflushed). A change that throws is rolled back and removes nothing.
    */
-  private atomically(change: () => void): void {
-    this.env.transactionSync(() => {
-      change();
-      this.flushChanges();
-    }, this.txnFlags);
-  }
-
-  private flushChanges(): void {
-    for (const n of this.changedFiles) flushSync(path.join(this.dir, shard(n), n), 'file');
-    for (const d of this.changedDirs) flushSync(d, 'directory');
-    this.changedFiles.clear();
-    this.changedDirs.clear();
+  transaction<T>(change: () => T): T {
+    if (this.depth > 0) return change();
+    this.depth++;
+    let result: T;
+    try {
+      result = this.env.transactionSync(() => {
+        const value = change();
+        for (const n of this.changedFiles) flushSync(path.join(this.dir, shard(n), n), 'file');
+        for (const d of this.changedDirs) flushSync(d, 'directory');
+        return value;
+      }, this.txnFlags);
+    } catch (err) {
+      this.removedFiles.clear();
+      throw err;
+    } finally {
+      this.depth--;
+      this.changedFiles.clear();
+      this.changedDirs.clear();
+    }
+    for (const file of this.removedFiles) fs.rmSync(file, { force: true });
+    this.removedFiles.clear();
+    return result;
   }
 
   private changedFile(ino: InodeId, chunk: number): void {
@@ -456,7 +480,7 @@ export class ChunkStore {
     if (whole.getKeysCount() === 0) return;
     // Read first: deleting while iterating the same range skips entries.
     const chunks = [...whole.getRange({})].map(({ key, value }) => ({ key, value: Buffer.from(value) }));
-    this.atomically(() => {
+    this.transaction(() => {
       for (const { key, value } of chunks) {
         this.putPieces(key[0], key[1], value);
         whole.removeSync(key);
@@ -485,6 +509,8 @@ export class ChunkStore {
     let file = this.open.get(key);
     if (!file) {
       const p = this.pathOf(ino, chunk);
+      // A file removed earlier in this transaction is a new chunk's file now (cut to empty).
+      if (forWrite) this.removedFiles.delete(p);
       const { O_RDWR, O_CREAT, O_TRUNC } = fs.constants;
       let fd: number;
       try {
@@ -535,6 +561,23 @@ function writeFully(fd: number, data: Uint8Array, position: number): void {
   while (done < data.length) {
     done += fs.writeSync(fd, data, done, data.length - done, position + done);
   }
+}
+
+/** LMDB's MDB_NOMETASYNC for one transaction (lmdb-js hands a transaction's flags in 0xf0000 to mdb_txn_begin). */
+const MDB_NOMETASYNC = 0x40000;
+
+/**
+ * Flags of transaction(), by durability mode (a throw rolls the change back in both).
+ * 'process' (an environment opened without syncs): commits do not wait for the disk; the log,
+ * which the page cache keeps for a killed process, replays what they had not recorded. 'fsync':
+ * a commit flushes its pages but not the meta page that makes them current (LMDB's NOMETASYNC;
+ * one flush per commit instead of two): a power cut may undo the last commit, never tear the
+ * database; the flushed log replays an undone apply, and an undone fill or eviction only leaves
+ * the cache as it was.
+ */
+function tableTxnFlags(durability: Durability): number {
+  const flags = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT;
+  return flags | (durability === 'fsync' ? MDB_NOMETASYNC : TransactionFlags.NO_SYNC_FLUSH);
 }
 
 /** fdatasync of a file, fsync of a directory. A failure (the disk's) fails the transaction. */

@@ -2,26 +2,10 @@
 // reads. Nothing is kept in the JS heap: a bucket with a million objects is a million LMDB rows.
 // Writes happen only inside InodeStateMachine.apply (through MetadataWriter), so every change is
 // in the Raft log first.
-import { TransactionFlags, type Database, type Key, type RootDatabase } from 'lmdb';
-import type { Durability } from '../raft/storage/lmdb-log-storage.js';
+import type { Database, Key, RootDatabase } from 'lmdb';
 import { type DirEntry, type InodeId, type InodeRecord } from './types.js';
 import type { Intervals } from './intervals.js';
 
-/** LMDB's MDB_NOMETASYNC for one transaction (lmdb-js hands a transaction's flags in 0xf0000 to mdb_txn_begin). */
-const MDB_NOMETASYNC = 0x40000;
-
-/**
- * How the node's tables are changed (a throw rolls the change back), by durability mode.
- * 'process' (an environment opened without syncs): commits do not wait for the disk; the log,
- * which the page cache keeps for a killed process, replays what they had not recorded. 'fsync':
- * a commit flushes its pages but not the meta page that makes them current (LMDB's NOMETASYNC;
- * one flush per commit instead of two): a power cut may undo the last commit, which the flushed
- * log replays, and never tears the database.
- */
-export function tableTxnFlags(durability: Durability): number {
-  const flags = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT;
-  return flags | (durability === 'fsync' ? MDB_NOMETASYNC : TransactionFlags.NO_SYNC_FLUSH);
-}
 
 type DentryKey = [number, string];
 type BacklinkKey = [number, number, string];
@@ -68,14 +52,7 @@ export class MetadataStore {
   readonly orphans: Database<true, number>;
   readonly meta: Database<number, keyof MetaValues>;
 
-  /** Flags for the transactions that change the tables (tableTxnFlags). */
-  readonly txnFlags: number;
-
-  constructor(
-    readonly env: RootDatabase,
-    durability: Durability,
-  ) {
-    this.txnFlags = tableTxnFlags(durability);
+  constructor(readonly env: RootDatabase) {
     this.inodes = env.openDB({ name: 'inode.inodes' });
     this.dentries = env.openDB({ name: 'inode.dentries' });
     this.backlinks = env.openDB({ name: 'inode.backlinks' });

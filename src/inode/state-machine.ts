@@ -70,7 +70,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
     this.store = store;
     this.keys = new BucketKeys(store, config.prefix);
     if (!store.inode(ROOT_INO)) {
-      store.env.transactionSync(() => this.createRoot(), store.txnFlags);
+      chunks.transaction(() => this.createRoot());
     }
     this.applied = store.metaValue('applied');
   }
@@ -82,20 +82,20 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
   apply(entry: Entry): ApplyResult {
     if (entry.index <= this.applied) return OK;
     if (entry.data.length === 0) {
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), this.store.txnFlags);
+      this.chunks.transaction(() => this.store.meta.putSync('applied', entry.index));
       this.applied = entry.index;
       return OK;
     }
     const command = decodeCommand(entry.data);
     let result: ApplyResult = OK;
     try {
-      this.store.env.transactionSync(() => {
+      this.chunks.transaction(() => {
         result = this.dispatch(command, entry.index);
         this.store.meta.putSync('applied', entry.index);
-      }, this.store.txnFlags);
+      });
     } catch (err) {
       if (!(err instanceof Rejection)) throw err;
-      this.store.env.transactionSync(() => this.store.meta.putSync('applied', entry.index), this.store.txnFlags);
+      this.chunks.transaction(() => this.store.meta.putSync('applied', entry.index));
       result = { ok: false, error: err.code, message: err.message };
     }
     this.applied = entry.index;
@@ -123,7 +123,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       chunkData: Array<[number, number, Uint8Array]>;
     };
     for (const ino of new Set([...this.store.inodes.getKeys({})])) this.chunks.removeInodeSync(ino as InodeId);
-    this.store.env.transactionSync(() => {
+    this.chunks.transaction(() => {
       for (const name of REPLICATED_TABLES) {
         const table = this.store.table(name);
         table.clearSync();
@@ -132,7 +132,7 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       for (const [ino, chunk, bytes] of image.chunkData) {
         this.chunks.writeSync(ino as InodeId, chunk, 0, bytes);
       }
-    }, this.store.txnFlags);
+    });
     this.applied = this.store.metaValue('applied');
   }
 

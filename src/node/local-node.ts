@@ -82,7 +82,7 @@ export class LocalNode {
     let env: RootDatabase | undefined;
     try {
       env = openRaftEnvironment(path.join(config.dataDir, 'meta'), config.durability, 32);
-      const store = new MetadataStore(env, config.durability);
+      const store = new MetadataStore(env);
       const chunks = new ChunkStore(path.join(config.dataDir, 'chunks'), config.chunkSize, env, config.durability);
       const sm = new InodeStateMachine(store, chunks, {
         chunkSize: config.chunkSize,

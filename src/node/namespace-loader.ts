@@ -39,12 +39,7 @@ export class NamespaceLoader {
     const rec = this.store.inode(dir);
     if (!rec || rec.kind !== InodeKind.Dir || rec.orphan) return Promise.resolve();
     if (rec.listedAt !== undefined && Date.now() - rec.listedAt < this.ttlMs) return Promise.resolve();
-    let pending = this.listings.get(dir);
-    if (!pending) {
-      pending = this.list(dir).finally(() => this.listings.delete(dir));
-      this.listings.set(dir, pending);
-    }
-    return pending;
+    return this.listShared(dir);
   }
 
   /**
@@ -64,7 +59,24 @@ export class NamespaceLoader {
    */
   async objectVanished(ino: InodeId, etag: string): Promise<void> {
     await this.log.run({ $case: 'objectVanished', value: { ino, etag } });
-    await Promise.all(Array.from(this.store.links(ino), (link) => this.ensureListed(link.parent)));
+    await Promise.all(Array.from(this.store.links(ino), (link) => this.relist(link.parent)));
+  }
+
+  /** Lists the directory anew, after the listing already running (if any), which may predate what changed. */
+  private async relist(dir: InodeId): Promise<void> {
+    await this.listings.get(dir)?.catch(() => undefined);
+    const rec = this.store.inode(dir);
+    if (rec?.kind === InodeKind.Dir && !rec.orphan) await this.listShared(dir);
+  }
+
+  /** The directory's listing: the one running, or a new one. */
+  private listShared(dir: InodeId): Promise<void> {
+    let pending = this.listings.get(dir);
+    if (!pending) {
+      pending = this.list(dir).finally(() => this.listings.delete(dir));
+      this.listings.set(dir, pending);
+    }
+    return pending;
   }
 
   /** List a directory and every directory below it (before a directory is renamed). */

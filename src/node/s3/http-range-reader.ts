@@ -8,10 +8,9 @@
 //
 // Requests are signed by the S3 client's own signer, with the server's time as the client estimates
 // it (an answer rejecting the request's time corrects that estimate, as the SDK's answers do).
-// Keep-alive connections are pooled (one closed
-// by the server while idle leaves the pool). Failures are shaped like the SDK's (an S3 error Code
-// and $metadata.httpStatusCode, a socket's errno, TimeoutError, IncompleteBody), so the store
-// classifies and retries them alike.
+// Keep-alive connections are pooled (one closed by the server while idle leaves the pool).
+// Failures are shaped like the SDK's (an S3 error Code and $metadata.httpStatusCode, a socket's
+// errno, TimeoutError, IncompleteBody), so the store classifies and retries them alike.
 import net from 'node:net';
 import tls from 'node:tls';
 import { IncompleteBodyError, isClockSkewCode } from './s3-errors.js';

@@ -46,8 +46,27 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** S3 allows at most this many parts in one multipart upload. */
 const MAX_PARTS = 10_000;
-/** Requests whose body is object data: sent unsigned unless the config asks for signed payloads. */
+/** Requests whose body is object data. */
 const DATA_UPLOADS = new Set(['PutObjectCommand', 'UploadPartCommand']);
+
+/**
+ * Has `client` send object data (the bodies of PutObject and UploadPart) as UNSIGNED-PAYLOAD, as
+ * the SDK itself sends a streamed body: the request, its length included, stays signed. Hashing a
+ * body costs as much CPU as sending it, twice (the server checks the hash). On https:// TLS
+ * protects the body; on http:// nothing protects it against tampering, as nothing protects a
+ * downloaded body, which is never signed.
+ */
+export function sendDataUnsigned(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => (args) => {
+      if (DATA_UPLOADS.has(context.commandName ?? '') && hasHeaders(args.request)) {
+        args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'tidefsUnsignedPayload' },
+  );
+}
 /** Characters a key may hold that an S3 XML request body cannot carry as they are. */
 const NOT_XML_SAFE = /[\u0000-\u001f\u007f\ufffe\uffff]/;
 
@@ -123,20 +142,7 @@ export class S3ObjectStore implements ObjectStore {
         socketTimeout: config.requestTimeoutMs ?? 30_000,
       },
     });
-    if (!config.signPayloads) {
-      // As the SDK itself sends streamed bodies. Hashing a body costs as much CPU as sending it,
-      // twice (the server checks the hash); TLS (https) or TCP (http) protects it in transit, as
-      // they protect every GET's body, which is never signed.
-      this.client.middlewareStack.add(
-        (next, context) => (args) => {
-          if (DATA_UPLOADS.has(context.commandName ?? '') && hasHeaders(args.request)) {
-            args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-          }
-          return next(args);
-        },
-        { step: 'build', name: 'tidefsUnsignedPayload' },
-      );
-    }
+    if (!config.signPayloads) sendDataUnsigned(this.client);
     const url = endpoint === undefined ? undefined : new URL(endpoint);
     if (url && HttpRangeReader.serves(url)) {
       this.ranges = new HttpRangeReader({

@@ -227,10 +227,8 @@ describe('a mount whose readers find an object replaced or deleted in the bucket
 
   it('fails the read that finds the object replaced, and shows the new object soon after', async () => {
     expect(await readAcross('replaced.bin', () => store.put('live/replaced.bin', after))).toBe('EIO');
-    const seen = Date.now();
     const shows = async (): Promise<boolean> => (await fsp.readFile(at('live', 'replaced.bin')).catch(() => undefined))?.equals(after) ?? false;
     await waitUntil('the new object through the mount', shows, SOON_MS);
-    expect(Date.now() - seen).toBeLessThan(SOON_MS);
   });
 
   it('fails the read that finds the object deleted, and the file is gone soon after', async () => {
@@ -240,7 +238,7 @@ describe('a mount whose readers find an object replaced or deleted in the bucket
       (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
     );
     await waitUntil('the deleted file gone from the mount', gone, SOON_MS);
-    expect(await fsp.readdir(at('live'))).toEqual(['replaced.bin']);
+    expect(await fsp.readdir(at('live'))).not.toContain('deleted.bin');
   });
 });
 

@@ -80,21 +80,24 @@ describe('S3ObjectStore on the test S3 server', () => {
       const sha256 = createHash('sha256').update(data).digest('hex');
       for (const signPayloads of [false, true]) {
         const through = s3TestStore(bucket.name, { endpoint: proxy.url, signPayloads });
-        const from = proxy.requests.length;
-        const key = `signed-${signPayloads}`;
-        await through.put(key, data);
-        const uploadId = await through.createMultipart(key);
-        const part = await through.uploadPart(key, uploadId, 1, data);
-        const { etag } = await through.completeMultipart(key, uploadId, [part]);
-        expect((await store.getRange(key, 0, data.length, etag)).equals(data)).toBe(true);
-        const sent = proxy.requests.slice(from);
-        const dataRequests = sent.filter((r) => r.method === 'PUT');
-        expect(dataRequests.map((r) => r.contentLength)).toEqual([data.length, data.length]);
-        for (const r of dataRequests) expect(r.payloadHash).toBe(signPayloads ? sha256 : 'UNSIGNED-PAYLOAD');
-        // Only object data goes unsigned: the small XML bodies of other requests stay signed.
-        const completion = sent.find((r) => r.method === 'POST' && r.url.includes('uploadId='));
-        expect(completion?.payloadHash).toMatch(/^[0-9a-f]{64}$/);
-        through.close();
+        try {
+          const from = proxy.requests.length;
+          const key = `signed-${signPayloads}`;
+          await through.put(key, data);
+          const uploadId = await through.createMultipart(key);
+          const part = await through.uploadPart(key, uploadId, 1, data);
+          const { etag } = await through.completeMultipart(key, uploadId, [part]);
+          expect((await store.getRange(key, 0, data.length, etag)).equals(data)).toBe(true);
+          const sent = proxy.requests.slice(from);
+          const dataRequests = sent.filter((r) => r.method === 'PUT');
+          expect(dataRequests.map((r) => r.contentLength)).toEqual([data.length, data.length]);
+          for (const r of dataRequests) expect(r.payloadHash).toBe(signPayloads ? sha256 : 'UNSIGNED-PAYLOAD');
+          // Only object data goes unsigned: the small XML bodies of other requests stay signed.
+          const completion = sent.find((r) => r.method === 'POST' && r.url.includes('uploadId='));
+          expect(completion?.payloadHash).toMatch(/^[0-9a-f]{64}$/);
+        } finally {
+          through.close();
+        }
       }
     } finally {
       await proxy.stop();
@@ -104,17 +107,23 @@ describe('S3ObjectStore on the test S3 server', () => {
   it("works from a host whose clock is an hour behind the server's: ranged reads and SDK requests alike", async () => {
     const data = testBytes(64 * 1024, 5);
     await store.put('clock', data);
-    const skewed = s3TestStore(bucket.name);
+    const proxy = await startFaultProxy({ target: process.env.AWS_ENDPOINT_URL as string });
+    const skewed = s3TestStore(bucket.name, { endpoint: proxy.url });
+    const sent = (method: string, key: string): number => proxy.requests.filter((r) => r.method === method && r.url.includes(key)).length;
     // Only Date is faked, an hour back, and it keeps running; timers stay real.
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 3_600_000, shouldAdvanceTime: true });
     try {
-      // The first request (a ranged read) is refused for its time and retried with the server's.
+      // The first request (a ranged read) is refused for its time, then sent again with the server's.
       expect((await skewed.getRange('clock', 0, data.length)).equals(data)).toBe(true);
+      expect(sent('GET', '/clock')).toBe(2);
+      // The SDK's requests use the corrected clock at once.
       await skewed.put('clock-put', data);
+      expect(sent('PUT', '/clock-put')).toBe(1);
       expect((await skewed.head('clock-put'))?.size).toBe(data.length);
     } finally {
       vi.useRealTimers();
       skewed.close();
+      await proxy.stop();
     }
   });
 

@@ -198,12 +198,45 @@ describe('ChunkStore', () => {
       expect(flushedThenCommitted()).toEqual([`datasync ${file}`]);
       store.truncateSync(INO, 6, INLINE_LIMIT + 1);
       expect(flushedThenCommitted()).toEqual([`datasync ${file}`]);
-      store.removeSync(INO, 6);
-      expect(flushedThenCommitted()).toEqual([`fsync ${shard}`]);
+      store.fillSync(INO, 6, 'etag', Buffer.alloc(2 * INLINE_LIMIT, 4), [INLINE_LIMIT + 1, 2 * INLINE_LIMIT]);
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`]);
+
+      // A removal flushes nothing: the file goes once the commit is made, so that the index (even
+      // one a power cut took back) never names a missing file.
+      store.transaction(() => {
+        store.removeSync(INO, 6);
+        expect(fs.existsSync(path.join(dir, file))).toBe(true);
+      });
+      expect(flushedThenCommitted()).toEqual([]);
+      expect(fs.existsSync(path.join(dir, file))).toBe(false);
+
       // A fetched chunk put in place: its bytes and its new name.
       const replacement = await store.prepareReplacement(INO, 6, Buffer.alloc(2 * INLINE_LIMIT, 3));
       store.adoptSync(INO, 6, 'etag', replacement, 2 * INLINE_LIMIT);
       expect(flushedThenCommitted()).toEqual([`datasync ${file}`, `fsync ${shard}`]);
+
+      // Several changes in one transaction (as in an apply): one flush each, then the one commit.
+      const inline = path.relative(dir, store.pathOf(INO, 9));
+      store.transaction(() => {
+        store.writeSync(INO, 9, 0, Buffer.alloc(100, 5));
+        store.writeSync(INO, 9, 100, Buffer.alloc(2 * INLINE_LIMIT, 6)); // outgrows inline: a file
+        store.writeSync(INO, 6, 0, Buffer.alloc(10, 7));
+      });
+      expect(flushedThenCommitted()).toEqual([`datasync ${file}`, `datasync ${inline}`, `fsync ${path.dirname(inline)}`].sort());
+
+      // A change that fails is rolled back: it flushes and removes nothing, and leaves nothing to flush later.
+      expect(() =>
+        store.transaction(() => {
+          store.writeSync(INO, 6, 0, Buffer.alloc(10, 8));
+          store.removeSync(INO, 9);
+          throw new Error('rejected');
+        }),
+      ).toThrow('rejected');
+      expect(events.splice(0)).toEqual([]);
+      expect(fs.existsSync(path.join(dir, inline))).toBe(true);
+      expect(store.exists(INO, 9)).toBe(true);
+      store.truncateSync(INO, 9, INLINE_LIMIT + 1);
+      expect(flushedThenCommitted()).toEqual([`datasync ${inline}`]);
     } finally {
       vi.restoreAllMocks();
       env.transactionSync = transactionSync;

@@ -41,7 +41,7 @@ describe('InodeStateMachine', () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tidefs-sm-'));
     env = open({ path: path.join(dir, 'meta'), maxDbs: 32 });
-    store = new MetadataStore(env, 'process');
+    store = new MetadataStore(env);
     sm = new InodeStateMachine(store, new ChunkStore(path.join(dir, 'chunks'), CHUNK, env, 'process'), {
       chunkSize: CHUNK,
       prefix: 'pre/',
