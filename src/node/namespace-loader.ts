@@ -71,12 +71,7 @@ export class NamespaceLoader {
 
   /** The directory's listing: the one running, or a new one. */
   private listShared(dir: InodeId): Promise<void> {
-    let pending = this.listings.get(dir);
-    if (!pending) {
-      pending = this.list(dir).finally(() => this.listings.delete(dir));
-      this.listings.set(dir, pending);
-    }
-    return pending;
+    return shareRunning(this.listings, dir, () => this.list(dir));
   }
 
   /** List a directory and every directory below it (before a directory is renamed). */
@@ -105,12 +100,7 @@ export class NamespaceLoader {
   }
 
   private loadAttributesOnce(ino: InodeId): Promise<void> {
-    let pending = this.heads.get(ino);
-    if (!pending) {
-      pending = this.loadAttributes(ino).finally(() => this.heads.delete(ino));
-      this.heads.set(ino, pending);
-    }
-    return pending;
+    return shareRunning(this.heads, ino, () => this.loadAttributes(ino));
   }
 
   /** Start loading the attributes of the entries after `ino` in its directory (name order). */
@@ -193,6 +183,16 @@ export class NamespaceLoader {
       },
     });
   }
+}
+
+/** The work `running` holds for `key`, or new work from `start`, held there until it settles. */
+function shareRunning<K>(running: Map<K, Promise<void>>, key: K, start: () => Promise<void>): Promise<void> {
+  let pending = running.get(key);
+  if (!pending) {
+    pending = start().finally(() => running.delete(key));
+    running.set(key, pending);
+  }
+  return pending;
 }
 
 /** A bucket failure while loading metadata, as the errno the operation reports. */
