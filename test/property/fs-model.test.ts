@@ -65,7 +65,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 
 // ---- the model ----
 
-const parentOf = (p: string): string => path.posix.dirname(p);
 const fail = (code: string): Outcome => ({ ok: false, code });
 
 /** The errno a path walk to `p`'s parent gives, if any. */

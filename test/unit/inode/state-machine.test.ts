@@ -25,7 +25,7 @@ describe('InodeStateMachine', () => {
 
   const apply = (op: CommandOp): ApplyResult =>
     sm.apply({ term: 1, index: ++index, type: EntryType.Normal, data: encodeCommand(op, ++clock) }) as ApplyResult;
-  const ok = (op: CommandOp): ApplyResult => {
+  const ok = (op: CommandOp): Extract<ApplyResult, { ok: true }> => {
     const r = apply(op);
     if (!r.ok) throw new Error(`${op.$case} failed: ${r.message}`);
     return r;
@@ -177,7 +177,7 @@ describe('InodeStateMachine', () => {
     ok({ $case: 'write', value: { ino: f, offset: 0, data: Buffer.from('hello world, more than a chunk') } });
     const image = await sm.snapshot();
     ok({ $case: 'unlink', value: { parent: ROOT_INO, name: 'f', dir: false, keepOrphan: false } });
-    await sm.restore(image, 0);
+    await sm.restore(image);
     expect(store.lookup(ROOT_INO, 'f')).toBe(f);
     expect(await read(f, 1)).toBe('e than a chunk');
   });
