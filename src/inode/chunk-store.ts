@@ -416,11 +416,11 @@ export class ChunkStore {
   /**
    * Runs `change` in one LMDB transaction over the tables (the state machine's) and this store's
    * index; a call made inside one joins it. In 'fsync' durability, the chunk files and directories
-   * it changed are flushed before it commits, so that neither the index nor the tables ever
-   * describe bytes a power cut could take away. The files it removed are unlinked once it has
-   * committed (a leftover file is harmless: a new chunk's file starts empty), so that the index
-   * never names a missing file, even when a power cut undoes the commit ('fsync' commits leave
-   * LMDB's meta page unflushed). A change that throws is rolled back and removes nothing.
+   * it changed are flushed before it commits (and the commit is flushed), so that neither the index
+   * nor the tables ever describe bytes a power cut could take away. The files it removed are
+   * unlinked once it has committed (a leftover file is harmless: a new chunk's file starts empty,
+   * and a file the index does not name is never read), so that the index never names a missing
+   * file. A change that throws is rolled back and removes nothing.
    */
   transaction<T>(change: () => T): T {
     if (this.depth > 0) return change();
@@ -563,21 +563,17 @@ function writeFully(fd: number, data: Uint8Array, position: number): void {
   }
 }
 
-/** LMDB's MDB_NOMETASYNC for one transaction (lmdb-js hands a transaction's flags in 0xf0000 to mdb_txn_begin). */
-const MDB_NOMETASYNC = 0x40000;
-
 /**
  * Flags of transaction(), by durability mode (a throw rolls the change back in both).
  * 'process' (an environment opened without syncs): commits do not wait for the disk; the log,
  * which the page cache keeps for a killed process, replays what they had not recorded. 'fsync':
- * a commit flushes its pages but not the meta page that makes them current (LMDB's NOMETASYNC;
- * one flush per commit instead of two): a power cut may undo the last commit, never tear the
- * database; the flushed log replays an undone apply, and an undone fill or eviction only leaves
- * the cache as it was.
+ * a commit returns once it is on the disk, so that what comes after it (unlinking the files it
+ * removed) can count on it. (LMDB's NOMETASYNC would save one of its two flushes, but a power cut
+ * could then undo a commit whose removed files were already gone.)
  */
 function tableTxnFlags(durability: Durability): number {
   const flags = TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT;
-  return flags | (durability === 'fsync' ? MDB_NOMETASYNC : TransactionFlags.NO_SYNC_FLUSH);
+  return durability === 'fsync' ? flags : flags | TransactionFlags.NO_SYNC_FLUSH;
 }
 
 /** fdatasync of a file, fsync of a directory. A failure (the disk's) fails the transaction. */
