@@ -10,10 +10,10 @@
 // Base positions are trusted only while `holds` names the inode's current object ETag.
 //
 // Writes are synchronous (local disk page cache, never a FUSE mount) so that an apply() and a fill
-// can never interleave; reads are asynchronous so that many can be in flight. Every change happens
-// in a transaction() (the state machine runs its applies in one too): in 'fsync' durability the
-// files and directories it changed are flushed before it commits, and files it removed are
-// unlinked only after.
+// can never interleave; reads are asynchronous so that many can be in flight. Every change to the
+// files happens in a transaction() (the state machine runs its applies in one too): in 'fsync'
+// durability the files and directories it changed are flushed before it commits, and files it
+// removed are unlinked only after.
 import fs from 'node:fs';
 import path from 'node:path';
 import { TransactionFlags, type Database, type RootDatabase } from 'lmdb';
@@ -80,6 +80,8 @@ export class ChunkStore {
   private readonly changedDirs = new Set<string>();
   /** Paths of chunk files removed in the running transaction, unlinked once it commits. */
   private readonly removedFiles = new Set<string>();
+  /** Paths of chunk files created in the running transaction, unlinked if it fails. */
+  private readonly createdFiles = new Set<string>();
   /** Transactions running: 1 inside the outermost, which commits. */
   private depth = 0;
 
@@ -102,6 +104,13 @@ export class ChunkStore {
     this.index = env.openDB({ name: 'local.chunks' });
     this.pieces = env.openDB({ name: 'local.chunkPieces', encoding: 'binary' });
     this.adoptWholeInlineChunks();
+    this.countChunks();
+  }
+
+  /** Space used and recency order, from the index (recency is index order until chunks are used). */
+  private countChunks(): void {
+    this.used = 0;
+    this.recency.clear();
     for (const { key, value } of this.index.getRange({})) {
       this.recency.set(name(key[0], key[1]), [key[0], key[1]]);
       this.used += footprint(value);
@@ -166,7 +175,7 @@ export class ChunkStore {
         this.putInline(ino, chunk, entry, bytes);
         return;
       }
-      const file = this.acquire(ino, chunk, true);
+      const file = this.acquire(ino, chunk, true, entry.bytes === 0);
       try {
         for (let i = 0; i < gaps.length; i += 2) {
           const start = gaps[i]!;
@@ -216,6 +225,7 @@ export class ChunkStore {
       fs.truncateSync(replacement.file, bytes);
       fs.renameSync(replacement.file, target);
       this.removedFiles.delete(target);
+      this.createdFiles.add(target);
       this.changedDir(path.dirname(target));
       this.used += bytes;
       this.index.putSync([ino, chunk], { holds: etag, bytes });
@@ -279,6 +289,21 @@ export class ChunkStore {
     });
   }
 
+  /**
+   * The index names a file that is not there (a failed transaction replaced it, or something
+   * outside tidefs removed it): the chunk is not stored. Written bytes it held are lost, which the
+   * state machine's record of them makes a read report.
+   */
+  private forgetMissing(ino: InodeId, chunk: number): void {
+    this.transaction(() => {
+      const entry = this.index.get([ino, chunk]);
+      if (!entry || entry.inline || fs.existsSync(this.pathOf(ino, chunk))) return;
+      this.used -= footprint(entry);
+      this.index.removeSync([ino, chunk]);
+      this.recency.delete(name(ino, chunk));
+    });
+  }
+
   /** Chunk indexes of the inode that have a local file, ascending. */
   chunksOf(ino: InodeId, from = 0): number[] {
     const out: number[] = [];
@@ -318,8 +343,9 @@ export class ChunkStore {
     try {
       file = this.acquire(ino, chunk, false);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.forgetMissing(ino, chunk);
+      return false;
     }
     try {
       let done = 0;
@@ -420,7 +446,7 @@ export class ChunkStore {
    * nor the tables ever describe bytes a power cut could take away. The files it removed are
    * unlinked once it has committed (a leftover file is harmless: a new chunk's file starts empty,
    * and a file the index does not name is never read), so that the index never names a missing
-   * file. A change that throws is rolled back and removes nothing.
+   * file. A change that throws is undone as far as undoFiles() can.
    */
   transaction<T>(change: () => T): T {
     if (this.depth > 0) return change();
@@ -434,16 +460,41 @@ export class ChunkStore {
         return value;
       }, this.txnFlags);
     } catch (err) {
-      this.removedFiles.clear();
+      this.undoFiles();
       throw err;
     } finally {
       this.depth--;
       this.changedFiles.clear();
       this.changedDirs.clear();
     }
-    for (const file of this.removedFiles) fs.rmSync(file, { force: true });
+    this.createdFiles.clear();
+    const removed = [...this.removedFiles];
     this.removedFiles.clear();
+    for (const file of removed) {
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        // Committed already: a file left behind is never read, and a new chunk's file starts empty.
+      }
+    }
     return result;
+  }
+
+  /**
+   * After a failed transaction: the files it created go (closed first), the files it was to remove
+   * stay, and the space and recency counts are taken again from the index, which LMDB rolled
+   * back. Bytes it wrote into files that were there before are not restored: the state machine
+   * checks a command before it changes anything.
+   */
+  private undoFiles(): void {
+    for (const file of this.createdFiles) {
+      const n = path.basename(file);
+      if (this.open.has(n)) this.closeFile(n);
+      fs.rmSync(file, { force: true });
+    }
+    this.createdFiles.clear();
+    this.removedFiles.clear();
+    this.countChunks();
   }
 
   private changedFile(ino: InodeId, chunk: number): void {
@@ -519,11 +570,15 @@ export class ChunkStore {
         if (!forWrite || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         this.ensureShard(p);
         fd = fs.openSync(p, O_RDWR | O_CREAT | O_TRUNC, 0o600);
-        this.changedDir(path.dirname(p));
+        this.createdFiles.add(p);
       }
+      // A new chunk's file: its name may never have been flushed (a leftover file).
+      if (forWrite && empty) this.changedDir(path.dirname(p));
       file = { fd, users: 0, closing: false };
       this.open.set(key, file);
       if (this.open.size > MAX_OPEN_FILES) this.closeIdle();
+    } else if (forWrite && empty) {
+      fs.ftruncateSync(file.fd, 0);
     }
     file.users++;
     return file;

@@ -122,8 +122,8 @@ export class InodeStateMachine implements StateMachine<ApplyResult> {
       tables: Record<string, Array<[unknown, unknown]>>;
       chunkData: Array<[number, number, Uint8Array]>;
     };
-    for (const ino of new Set([...this.store.inodes.getKeys({})])) this.chunks.removeInodeSync(ino as InodeId);
     this.chunks.transaction(() => {
+      for (const ino of new Set([...this.store.inodes.getKeys({})])) this.chunks.removeInodeSync(ino as InodeId);
       for (const name of REPLICATED_TABLES) {
         const table = this.store.table(name);
         table.clearSync();

@@ -1,5 +1,6 @@
-// Reference-model test of ChunkStore: random sequences of writes, fills, truncations, removals,
-// adoptions of fetched chunks, evictions, transactions that fail and reopenings run against the
+// Reference-model test of ChunkStore: random sequences of writes, fills, truncations, removals (and
+// a chunk made again in the transaction that removed it), adoptions of fetched chunks, evictions,
+// transactions that fail and reopenings (the space count must survive one) run against the
 // store (LMDB on disk, chunk files) and against a model of each chunk's bytes and held version.
 // After every step each chunk must read back as the model has it, and have a file exactly when it
 // has outgrown LMDB: a removed chunk's file is gone once its transaction committed (files are
@@ -36,6 +37,8 @@ type Op =
   | { op: 'truncate'; chunk: number; length: number }
   | { op: 'remove'; chunk: number }
   | { op: 'removeThenWrite'; chunk: number; length: number; seed: number }
+  | { op: 'removeThenFill'; chunk: number; cuts: number[]; length: number; seed: number }
+  | { op: 'failedNewChunk'; chunk: number; length: number; seed: number }
   | { op: 'adopt'; chunk: number; length: number; seed: number }
   | { op: 'failedRemoval'; chunk: number }
   | { op: 'evict'; keepBytes: number }
@@ -51,6 +54,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), chunk: chunkArb, length: fc.integer({ min: 0, max: CHUNK }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('remove' as const), chunk: chunkArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('removeThenWrite' as const), chunk: chunkArb, length: sizeArb, seed: seedArb }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('removeThenFill' as const), chunk: chunkArb, cuts: fc.uniqueArray(fc.integer({ min: 0, max: CHUNK }), { maxLength: 6 }), length: sizeArb, seed: seedArb }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('failedNewChunk' as const), chunk: chunkArb, length: sizeArb, seed: seedArb }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('adopt' as const), chunk: chunkArb, length: sizeArb, seed: seedArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('failedRemoval' as const), chunk: chunkArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('evict' as const), keepBytes: fc.integer({ min: 0, max: 2 * CHUNK }) }) },
@@ -108,20 +113,24 @@ class Harness {
         model.set(o.chunk, { bytes, holds: was?.holds ?? '', file: (was?.file ?? false) || bytes.length > INLINE_LIMIT });
         return;
       }
-      case 'fill': {
-        const cuts = [...o.cuts].sort((a, b) => a - b);
-        const gaps = cuts.length % 2 === 0 ? cuts : cuts.slice(0, -1);
-        const data = bytesOf(o.length, o.seed);
-        const etag = `fill-${o.seed}`;
-        store.fillSync(INO, o.chunk, etag, data, gaps);
-        const was = model.get(o.chunk);
-        const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
-        const bytes = grown(Buffer.from(was?.bytes ?? Buffer.alloc(0)), end);
-        for (let i = 0; i < gaps.length; i += 2) {
-          const stop = Math.min(gaps[i + 1]!, data.length);
-          if (stop > gaps[i]!) data.copy(bytes, gaps[i]!, gaps[i]!, stop);
-        }
-        model.set(o.chunk, { bytes, holds: etag, file: (was?.file ?? false) || bytes.length > INLINE_LIMIT });
+      case 'fill':
+        this.fill(o);
+        return;
+      case 'removeThenFill':
+        store.transaction(() => {
+          store.removeSync(INO, o.chunk);
+          model.delete(o.chunk);
+          this.fill(o);
+        });
+        return;
+      case 'failedNewChunk': {
+        if (model.has(o.chunk)) return;
+        expect(() =>
+          store.transaction(() => {
+            store.writeSync(INO, o.chunk, 0, bytesOf(o.length, o.seed));
+            throw new Error('the change is refused');
+          }),
+        ).toThrow('the change is refused');
         return;
       }
       case 'truncate': {
@@ -166,11 +175,32 @@ class Harness {
         // Which chunks went depends on recency: the model follows the store, whose survivors are checked.
         for (const chunk of [...model.keys()]) if (!store.exists(INO, chunk)) model.delete(chunk);
         return;
-      case 'reopen':
+      case 'reopen': {
+        // The space count, kept as chunks change, is what the index says it is.
+        const used = store.usedBytes();
         await this.close();
         this.open();
+        expect(this.store.usedBytes()).toBe(used);
         return;
+      }
     }
+  }
+
+  /** A fill of the gaps `cuts` makes (pairs, sorted), on the store and on the model. */
+  private fill(o: { chunk: number; cuts: number[]; length: number; seed: number }): void {
+    const cuts = [...o.cuts].sort((a, b) => a - b);
+    const gaps = cuts.length % 2 === 0 ? cuts : cuts.slice(0, -1);
+    const data = bytesOf(o.length, o.seed);
+    const etag = `fill-${o.seed}`;
+    this.store.fillSync(INO, o.chunk, etag, data, gaps);
+    const was = this.model.get(o.chunk);
+    const end = gaps.length ? Math.min(gaps[gaps.length - 1]!, data.length) : 0;
+    const bytes = grown(Buffer.from(was?.bytes ?? Buffer.alloc(0)), end);
+    for (let i = 0; i < gaps.length; i += 2) {
+      const stop = Math.min(gaps[i + 1]!, data.length);
+      if (stop > gaps[i]!) data.copy(bytes, gaps[i]!, gaps[i]!, stop);
+    }
+    this.model.set(o.chunk, { bytes, holds: etag, file: (was?.file ?? false) || bytes.length > INLINE_LIMIT });
   }
 
   /** Every chunk reads back as the model has it, and has a file exactly when the model says so. */

@@ -158,6 +158,48 @@ describe('ChunkStore', () => {
     expect(got.subarray(INLINE_LIMIT + 100).equals(data)).toBe(true);
   });
 
+  it('a leftover file never shows through a fill of a new chunk either', async () => {
+    store.writeSync(INO, 5, 0, Buffer.alloc(2 * INLINE_LIMIT, 0x77));
+    const data = Buffer.alloc(2 * INLINE_LIMIT, 0x42);
+    // Removed and filled in one transaction: the fill finds the old file still there.
+    store.transaction(() => {
+      store.removeSync(INO, 5);
+      store.fillSync(INO, 5, 'etag', data, [INLINE_LIMIT + 10, INLINE_LIMIT + 20]);
+    });
+    const got = await read(5, 0, INLINE_LIMIT + 20);
+    expect(got.subarray(0, INLINE_LIMIT + 10).equals(Buffer.alloc(INLINE_LIMIT + 10))).toBe(true);
+    expect(got.subarray(INLINE_LIMIT + 10).equals(data.subarray(INLINE_LIMIT + 10, INLINE_LIMIT + 20))).toBe(true);
+  });
+
+  it('a failed transaction takes back the files it made, keeps those it was to remove, and the space count', async () => {
+    store.writeSync(INO, 1, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
+    const used = store.usedBytes();
+    expect(() =>
+      store.transaction(() => {
+        store.writeSync(INO, 2, 0, Buffer.alloc(2 * INLINE_LIMIT, 2));
+        store.removeSync(INO, 1);
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    expect(fs.existsSync(store.pathOf(INO, 2))).toBe(false);
+    expect(store.exists(INO, 2)).toBe(false);
+    expect((await read(1, 0, 2 * INLINE_LIMIT)).equals(Buffer.alloc(2 * INLINE_LIMIT, 1))).toBe(true);
+    expect(store.usedBytes()).toBe(used);
+    // The chunk made in the failed transaction starts empty when made again.
+    store.writeSync(INO, 2, INLINE_LIMIT + 5, Buffer.alloc(5, 3));
+    expect((await read(2, 0, INLINE_LIMIT + 10)).equals(Buffer.concat([Buffer.alloc(INLINE_LIMIT + 5), Buffer.alloc(5, 3)]))).toBe(true);
+  });
+
+  it('forgets a chunk whose file went missing: it reads as not stored, and its space is free', async () => {
+    store.writeSync(INO, 3, 0, Buffer.alloc(2 * INLINE_LIMIT, 1));
+    const used = store.usedBytes();
+    fs.rmSync(store.pathOf(INO, 3));
+    store.close(); // drop the open descriptor, as a restart would
+    expect(await store.read(INO, 3, 0, 10, Buffer.alloc(10), 0)).toBe(false);
+    expect(store.exists(INO, 3)).toBe(false);
+    expect(store.usedBytes()).toBe(used - 2 * INLINE_LIMIT);
+  });
+
   it("in 'fsync' durability, flushes the files and directories a transaction changed before it commits", async () => {
     store.close();
     await env.close();
@@ -176,7 +218,7 @@ describe('ChunkStore', () => {
         depth++;
         try {
           const result = callback();
-          // lmdb-js's NO_SYNC_FLUSH (0x10000) would let the commit return before it is on the disk.
+          // 'fsync' commits are plain synchronous ones (no NO_SYNC_FLUSH, 0x10000).
           if (depth === 1) events.push(flags & 0x10000 ? 'commit, not waiting for the disk' : 'commit');
           return result;
         } finally {
