@@ -1,9 +1,9 @@
 // The ObjectStore over a real S3 server (AWS, radosgw, ...) through @aws-sdk/client-s3 (ranged
 // reads from a custom endpoint through HttpRangeReader, which reads into the caller's buffer).
-// It owns the HTTP connection pool, the retry loop (the SDK's own retries are off so the behaviour
-// is explicit) and the translation of every failure into a StoreError. It never decides what a
-// failure means for the filesystem, never adds a key prefix, and never logs object data or
-// credentials.
+// It owns the HTTP connection pool, how requests are signed (object data unsigned by default), the
+// retry loop (the SDK's own retries are off so the behaviour is explicit) and the translation of
+// every failure into a StoreError. It never decides what a failure means for the filesystem, never
+// adds a key prefix, and never logs object data or credentials.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
