@@ -38,6 +38,8 @@ Mount a bucket (or a prefix of it). S3 settings come from the standard AWS envir
   --sign-payloads       sign upload bodies (SHA-256 of every byte, checked by the server); by
                         default they go unsigned: on http:// nothing guards them against
                         tampering, as nothing guards downloads
+  --trust-data-dir      use a data directory that --durability process left when the machine went
+                        down (refused otherwise: it may be damaged); only after a clean shutdown
   --no-allow-other      only the mounting user may use the mount (default when not root)
   --foreground          stay in the foreground (logs to stderr)
 `;
@@ -55,7 +57,7 @@ const VALUE_FLAGS = [
   'durability',
   'busy-poll',
 ] as const;
-const SWITCH_FLAGS = ['foreground', 'allow-other', 'sign-payloads'] as const;
+const SWITCH_FLAGS = ['foreground', 'allow-other', 'sign-payloads', 'trust-data-dir'] as const;
 /** The kernel's attribute and lookup caches live at most this long (and at most half the TTL). */
 const MAX_KERNEL_CACHE_MS = 1000;
 
@@ -114,6 +116,7 @@ function plan(argv: string[]): MountPlan {
       uid: process.getuid?.() ?? 0,
       gid: process.getgid?.() ?? 0,
       durability,
+      trustAfterCrash: args.switches.get('trust-data-dir') ?? false,
     },
     mountpoint,
     kernelCacheMs,

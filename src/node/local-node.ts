@@ -14,6 +14,7 @@ import { RaftNode } from '../raft/driver.js';
 import { openRaftEnvironment } from '../raft/storage/lmdb-log-storage.js';
 import { nodeId, type ConfState } from '../raft/types.js';
 import { ContentReader } from './content-reader.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { Filesystem } from './filesystem.js';
 import { InodeLog } from './inode-log.js';
 import { NamespaceLoader } from './namespace-loader.js';
@@ -41,6 +42,8 @@ export interface NodeConfig {
   gid: number;
   /** 'process': the log survives a killed process (not a power cut) without an fsync per write. */
   durability: 'process' | 'fsync';
+  /** Use a data directory that 'process' durability left when the machine went down (data-dir-lock.ts). */
+  trustAfterCrash?: boolean;
 }
 
 /** What a data directory was created for; reusing it for another bucket or chunk size is refused. */
@@ -78,7 +81,7 @@ export class LocalNode {
     if (config.cacheSize < 4 * config.chunkSize) {
       throw new Error(`the cache (${config.cacheSize} bytes) must hold at least 4 chunks of ${config.chunkSize} bytes`);
     }
-    const lockFile = lockDataDir(config.dataDir);
+    const lockFile = lockDataDir(config.dataDir, { durability: config.durability, trustAfterCrash: config.trustAfterCrash ?? false });
     let env: RootDatabase | undefined;
     try {
       env = openRaftEnvironment(path.join(config.dataDir, 'meta'), config.durability, 32);
@@ -191,32 +194,4 @@ function checkIdentity(config: NodeConfig): number {
     throw new Error(`data directory ${config.dataDir} uses a chunk size of ${existing.chunkSize} bytes; use the same --chunk-size or another --data-dir`);
   }
   return existing.chunkSize;
-}
-
-/** One process per data directory: a lock file with the owner's pid, taken over if that process is gone. */
-function lockDataDir(dataDir: string): string {
-  const lockFile = path.join(dataDir, 'lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
-      return lockFile;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(fs.readFileSync(lockFile, 'utf8'));
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
-        throw new Error(`data directory ${dataDir} is in use by process ${owner}`);
-      }
-      fs.rmSync(lockFile, { force: true });
-    }
-  }
-  throw new Error(`cannot lock data directory ${dataDir}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

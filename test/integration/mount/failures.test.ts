@@ -52,7 +52,12 @@ describe('the mount command with a bucket it cannot use', () => {
     if (base) await fsp.rm(base, { recursive: true, force: true });
   });
 
-  const cases: Array<{ what: string; url: () => string; env: NodeJS.ProcessEnv; message: RegExp }> = [
+  /** The lock a mount with 'process' durability leaves when the machine goes down under it. */
+  const leftByPowerCut = async (dataDir: string): Promise<void> => {
+    await fsp.mkdir(dataDir, { recursive: true });
+    await fsp.writeFile(path.join(dataDir, 'lock'), JSON.stringify({ pid: 4_999_999, boot: 'an-earlier-boot', durability: 'process' }));
+  };
+  const cases: Array<{ what: string; url: () => string; env: NodeJS.ProcessEnv; message: RegExp; prepare?: (dataDir: string) => Promise<void> }> = [
     {
       what: 'a missing bucket',
       url: () => 's3://tidefs-no-such-bucket-anywhere',
@@ -71,6 +76,13 @@ describe('the mount command with a bucket it cannot use', () => {
       env: { AWS_ACCESS_KEY_ID: 'TIDEFSNOSUCHACCESSKEY' },
       message: /^tidefs: cannot use s3:\/\/[a-z0-9-]+: access denied \(check AWS_ACCESS_KEY_ID \/ AWS_SECRET_ACCESS_KEY\)$/,
     },
+    {
+      what: "a data directory the machine went down under with 'process' durability",
+      url: () => `s3://${bucket.name}`,
+      env: {},
+      message: /^tidefs: .*data directory .* was in use with --durability process when the machine went down, so it may be damaged: .*--trust-data-dir if the machine shut down cleanly$/,
+      prepare: leftByPowerCut,
+    },
   ];
 
   for (const c of cases) {
@@ -78,6 +90,7 @@ describe('the mount command with a bucket it cannot use', () => {
       it(`${c.what}, ${mode}: one line on stderr, a non-zero status, nothing mounted, no process left`, async () => {
         const dir = await fsp.mkdtemp(path.join(base, 'case-'));
         const mountpoint = path.join(dir, 'mnt');
+        await c.prepare?.(path.join(dir, 'data'));
         const args = [c.url(), mountpoint, '--data-dir', path.join(dir, 'data'), ...(mode === '--foreground' ? ['--foreground'] : [])];
         const out = await runMountCommand(args, c.env);
         expect(out.code, out.stderr).not.toBe(0);
@@ -92,6 +105,14 @@ describe('the mount command with a bucket it cannot use', () => {
       });
     }
   }
+
+  it('mounts a data directory the machine went down under when told it shut down cleanly (--trust-data-dir)', async () => {
+    const dataDir = path.join(await fsp.mkdtemp(path.join(base, 'trusted-')), 'data');
+    await leftByPowerCut(dataDir);
+    const mount = await startMount({ bucket: bucket.name, dataDir, args: ['--trust-data-dir'] });
+    await fsp.writeFile(path.join(mount.mountpoint, 'after-the-cut'), 'fine');
+    expect(await mount.stop(), mount.output()).toBe(0);
+  });
 });
 
 describe('a mount behind a faulty S3 (fault proxy)', () => {
