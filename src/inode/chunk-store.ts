@@ -295,13 +295,8 @@ export class ChunkStore {
    * state machine's record of them makes a read report.
    */
   private forgetMissing(ino: InodeId, chunk: number): void {
-    this.transaction(() => {
-      const entry = this.index.get([ino, chunk]);
-      if (!entry || entry.inline || fs.existsSync(this.pathOf(ino, chunk))) return;
-      this.used -= footprint(entry);
-      this.index.removeSync([ino, chunk]);
-      this.recency.delete(name(ino, chunk));
-    });
+    const entry = this.index.get([ino, chunk]);
+    if (entry && !entry.inline && !fs.existsSync(this.pathOf(ino, chunk))) this.removeSync(ino, chunk);
   }
 
   /** Chunk indexes of the inode that have a local file, ascending. */
